@@ -1,0 +1,39 @@
+# vigil: `make run` shows the demo, `make test` runs the whole suite.
+GO       ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X main.version=$(VERSION)
+BIN      := bin/vigil
+export PATH := $(PATH):/usr/local/go/bin
+export CGO_ENABLED := 0
+
+.PHONY: all build test test-unit test-integration run bench vet fmt clean
+
+all: build
+
+# A static, stripped, reproducible binary.
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/vigil
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1; }
+	$(GO) vet ./...
+
+# Unit and integration tests, with the race detector (which needs cgo).
+test: build vet
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 9m ./...
+
+test-unit:
+	CGO_ENABLED=1 $(GO) test -race -count=1 $$($(GO) list ./... | grep -v /integration)
+
+test-integration: build
+	CGO_ENABLED=1 $(GO) test -race -count=1 -v ./integration/...
+
+# The demo: vigil as PID 1 of a fresh PID namespace running examples/demo.sh.
+run: build
+	./examples/run-demo.sh
+
+bench: build
+	./integration/bench/run.sh
+
+clean:
+	rm -rf bin

@@ -1,0 +1,151 @@
+// Command vigil is a container init: it reaps zombies, forwards signals to
+// process groups and passes on the main process's exit status; with a config
+// it supervises services (see README.md and SPEC).
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"runtime/debug"
+
+	"github.com/vigil-init/vigil/reaper"
+	"github.com/vigil-init/vigil/signals"
+	"golang.org/x/sys/unix"
+)
+
+// Set at build time by the Makefile.
+var version = "dev"
+
+// handoffVersion is the re-exec handoff protocol this binary reads; printed by
+// `vigil version --handoff` so an old vigil can check a new binary first.
+const handoffVersion = 1
+
+// Exit statuses of vigil's own failures (sysexits.h where one fits).
+const (
+	exitUsage    = 2
+	exitConfig   = 78 // EX_CONFIG
+	exitNoServer = 69 // EX_UNAVAILABLE
+)
+
+func main() { os.Exit(run(os.Args[1:])) }
+
+func run(args []string) int {
+	// Signals first: until Notify, a TERM or HUP would make the Go runtime
+	// exit 2, and SIGCHLD must be on the reaper's channel before any child.
+	sigs := signals.Catch()
+	var log *slog.Logger
+	var warnOrphans bool
+	rp := reaper.New(func(e reaper.Exit) {
+		if log == nil {
+			return
+		}
+		lvl := slog.LevelDebug
+		if warnOrphans {
+			lvl = slog.LevelWarn
+		}
+		log.Log(nil, lvl, "reaped orphan", "pid", e.Pid, "status", e.Code())
+	})
+
+	inv, err := parseArgs(args)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "vigil: %v\nRun 'vigil --help' for usage.\n", err)
+		return exitUsage
+	}
+	switch {
+	case inv.help:
+		printUsage(os.Stdout)
+		return 0
+	case inv.version:
+		fmt.Println("vigil", version)
+		return 0
+	case inv.verb == "version":
+		return runVersion(inv.verbArgs, os.Stdout)
+	case inv.verb != "":
+		fmt.Fprintf(os.Stderr, "vigil %s: no vigil control socket in this build yet\n", inv.verb)
+		return exitNoServer
+	}
+
+	s, err := loadSettings(os.Environ(), inv.flags)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "vigil: invalid settings:\n%v\n", indent(err))
+		return exitConfig
+	}
+	if len(inv.command) == 0 {
+		printUsage(os.Stderr)
+		return exitUsage
+	}
+	var closer io.Closer
+	log, closer, err = newLogger(s)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "vigil: %v\n", err)
+		return exitConfig
+	}
+	defer closer.Close()
+	warnOrphans = inv.flags.warnOrphans
+
+	tune()
+	if os.Getpid() != 1 {
+		// Orphans of our children come to us instead of the real init.
+		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+			log.Warn("cannot become a child subreaper; orphans will not be reaped", "err", err)
+		}
+	}
+	if inv.flags.pdeath != 0 {
+		if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(inv.flags.pdeath), 0, 0, 0); err != nil {
+			log.Warn("cannot set the parent-death signal", "err", err)
+		}
+	}
+
+	done := make(chan struct{})
+	defer close(done)
+	go rp.Run(done)
+
+	w := &wrapper{
+		log:      log,
+		reaper:   rp,
+		signals:  sigs,
+		rewrite:  inv.flags.rewrite,
+		exitZero: inv.flags.exitZero,
+		shutdown: s.ShutdownTimeout,
+	}
+	return w.run(inv.command)
+}
+
+// tune keeps an idle vigil small: few threads, and a soft memory limit that
+// makes the GC return memory early.
+func tune() {
+	if runtime.NumCPU() > 2 {
+		runtime.GOMAXPROCS(2)
+	}
+	debug.SetMemoryLimit(32 << 20)
+}
+
+func runVersion(args []string, out io.Writer) int {
+	if len(args) == 1 && args[0] == "--handoff" {
+		fmt.Fprintln(out, handoffVersion)
+		return 0
+	}
+	if len(args) > 0 {
+		fmt.Fprintf(os.Stderr, "vigil version: unexpected argument %q\n", args[0])
+		return exitUsage
+	}
+	fmt.Fprintln(out, "vigil", version)
+	return 0
+}
+
+// indent puts each joined error on its own indented line.
+func indent(err error) string {
+	var out string
+	var joined interface{ Unwrap() []error }
+	if errors.As(err, &joined) {
+		for _, e := range joined.Unwrap() {
+			out += "  " + e.Error() + "\n"
+		}
+		return out
+	}
+	return "  " + err.Error()
+}

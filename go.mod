@@ -1,0 +1,9 @@
+module github.com/vigil-init/vigil
+
+go 1.26.0
+
+require (
+	github.com/caarlos0/env/v11 v11.4.2
+	github.com/mattn/go-isatty v0.0.24
+	golang.org/x/sys v0.50.0
+)

@@ -1,0 +1,184 @@
+// Package signals says which signals vigil catches and which it passes on,
+// and parses the names users write (TERM, SIGTERM, 15, RTMIN+3).
+//
+// A Go PID 1 is not protected by the kernel's "init ignores default-action
+// signals" rule: the runtime installs handlers, and an un-notified TERM, HUP,
+// INT, ABRT, ... makes the process exit 2. So vigil notifies every catchable
+// signal, through an explicit list (never signal.Notify(c) with none: the
+// runtime's preemption signal SIGURG would flood the channel).
+package signals
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// QueueDepth is the capacity of the channel Catch returns. signal.Notify drops
+// a signal when the channel is full; real-time signals must be forwarded one
+// for one, so the queue is deep.
+const QueueDepth = 1024
+
+// First and last real-time signal numbers as the kernel sees them. 32 and 33
+// belong to libc and the Go runtime and are left alone.
+const (
+	RTMin = 34
+	RTMax = 64
+)
+
+// caught lists the standard signals vigil handles itself. Left out: KILL and
+// STOP (cannot be caught), CHLD (the reaper's own channel), URG (the Go
+// runtime's preemption signal) and PROF (the runtime's profiler; ignored by it
+// when not profiling).
+var caught = []syscall.Signal{
+	unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGILL, unix.SIGTRAP, unix.SIGABRT,
+	unix.SIGBUS, unix.SIGFPE, unix.SIGUSR1, unix.SIGSEGV, unix.SIGUSR2, unix.SIGPIPE,
+	unix.SIGALRM, unix.SIGTERM, unix.SIGSTKFLT, unix.SIGCONT, unix.SIGTSTP, unix.SIGTTIN,
+	unix.SIGTTOU, unix.SIGXCPU, unix.SIGXFSZ, unix.SIGVTALRM, unix.SIGWINCH, unix.SIGIO,
+	unix.SIGPWR, unix.SIGSYS,
+}
+
+// Caught returns every signal Catch notifies, real-time ones included.
+func Caught() []os.Signal {
+	list := make([]os.Signal, 0, len(caught)+RTMax-RTMin+1)
+	for _, s := range caught {
+		list = append(list, s)
+	}
+	for s := RTMin; s <= RTMax; s++ {
+		list = append(list, syscall.Signal(s))
+	}
+	return list
+}
+
+// Catch starts delivering every caught signal to the returned channel. Call it
+// first thing in main, before any other work.
+func Catch() chan os.Signal {
+	ch := make(chan os.Signal, QueueDepth)
+	signal.Notify(ch, Caught()...)
+	return ch
+}
+
+// Forwardable reports whether a signal that reached vigil may be passed on to
+// a child at all. PIPE, TTIN and TTOU are about vigil's own stdio and
+// terminal; CHLD, URG and PROF belong to vigil and its runtime.
+func Forwardable(s syscall.Signal) bool {
+	switch s {
+	case unix.SIGCHLD, unix.SIGURG, unix.SIGPIPE, unix.SIGPROF,
+		unix.SIGTTIN, unix.SIGTTOU, unix.SIGKILL, unix.SIGSTOP:
+		return false
+	}
+	return s > 0 && int(s) <= RTMax && int(s) != 32 && int(s) != 33
+}
+
+// Rewrite maps a received signal to the one forwarded; a mapping to 0 drops
+// the signal (dumb-init's --rewrite).
+type Rewrite map[syscall.Signal]syscall.Signal
+
+// Apply returns the signal to forward for s and whether to forward at all.
+func (r Rewrite) Apply(s syscall.Signal) (syscall.Signal, bool) {
+	if to, ok := r[s]; ok {
+		return to, to != 0
+	}
+	return s, true
+}
+
+// ParseRewrite parses FROM:TO, each side a name or a number; TO may be 0.
+func ParseRewrite(spec string) (from, to syscall.Signal, err error) {
+	a, b, ok := strings.Cut(spec, ":")
+	if !ok {
+		return 0, 0, fmt.Errorf("signal rewrite %q: want FROM:TO", spec)
+	}
+	if from, err = Parse(a); err != nil {
+		return 0, 0, fmt.Errorf("signal rewrite %q: %w", spec, err)
+	}
+	if strings.TrimSpace(b) == "0" {
+		return from, 0, nil
+	}
+	if to, err = Parse(b); err != nil {
+		return 0, 0, fmt.Errorf("signal rewrite %q: %w", spec, err)
+	}
+	return from, to, nil
+}
+
+var byName = map[string]syscall.Signal{
+	"HUP": unix.SIGHUP, "INT": unix.SIGINT, "QUIT": unix.SIGQUIT, "ILL": unix.SIGILL,
+	"TRAP": unix.SIGTRAP, "ABRT": unix.SIGABRT, "IOT": unix.SIGABRT, "BUS": unix.SIGBUS,
+	"FPE": unix.SIGFPE, "KILL": unix.SIGKILL, "USR1": unix.SIGUSR1, "SEGV": unix.SIGSEGV,
+	"USR2": unix.SIGUSR2, "PIPE": unix.SIGPIPE, "ALRM": unix.SIGALRM, "TERM": unix.SIGTERM,
+	"STKFLT": unix.SIGSTKFLT, "CHLD": unix.SIGCHLD, "CLD": unix.SIGCHLD, "CONT": unix.SIGCONT,
+	"STOP": unix.SIGSTOP, "TSTP": unix.SIGTSTP, "TTIN": unix.SIGTTIN, "TTOU": unix.SIGTTOU,
+	"URG": unix.SIGURG, "XCPU": unix.SIGXCPU, "XFSZ": unix.SIGXFSZ, "VTALRM": unix.SIGVTALRM,
+	"PROF": unix.SIGPROF, "WINCH": unix.SIGWINCH, "IO": unix.SIGIO, "POLL": unix.SIGIO,
+	"PWR": unix.SIGPWR, "SYS": unix.SIGSYS,
+}
+
+// Parse reads a signal as a name with or without the SIG prefix, in any case
+// (TERM, sigterm), a number (15), or RTMIN+n / RTMAX-n.
+func Parse(s string) (syscall.Signal, error) {
+	name := strings.ToUpper(strings.TrimSpace(s))
+	if name == "" {
+		return 0, fmt.Errorf("empty signal name")
+	}
+	if n, err := strconv.Atoi(name); err == nil {
+		if n < 1 || n > RTMax {
+			return 0, fmt.Errorf("signal number %d out of range 1..%d", n, RTMax)
+		}
+		return syscall.Signal(n), nil
+	}
+	name = strings.TrimPrefix(name, "SIG")
+	if sig, ok := byName[name]; ok {
+		return sig, nil
+	}
+	if rt, ok := parseRealtime(name); ok {
+		return rt, nil
+	}
+	return 0, fmt.Errorf("unknown signal %q", s)
+}
+
+func parseRealtime(name string) (syscall.Signal, bool) {
+	base, sign, rest := 0, 1, ""
+	switch {
+	case strings.HasPrefix(name, "RTMIN"):
+		base, rest = RTMin, name[len("RTMIN"):]
+	case strings.HasPrefix(name, "RTMAX"):
+		base, rest, sign = RTMax, name[len("RTMAX"):], -1
+	default:
+		return 0, false
+	}
+	if rest == "" {
+		return syscall.Signal(base), true
+	}
+	want := "+"
+	if sign < 0 {
+		want = "-"
+	}
+	if !strings.HasPrefix(rest, want) {
+		return 0, false
+	}
+	n, err := strconv.Atoi(rest[1:])
+	if err != nil || n < 0 || n > RTMax-RTMin {
+		return 0, false
+	}
+	return syscall.Signal(base + sign*n), true
+}
+
+// Name gives the conventional name of a signal: SIGTERM, SIGRTMIN+3.
+func Name(s syscall.Signal) string {
+	for name, sig := range byName {
+		if sig == s && name != "IOT" && name != "CLD" && name != "POLL" {
+			return "SIG" + name
+		}
+	}
+	if int(s) >= RTMin && int(s) <= RTMax {
+		if int(s) == RTMin {
+			return "SIGRTMIN"
+		}
+		return "SIGRTMIN+" + strconv.Itoa(int(s)-RTMin)
+	}
+	return "signal " + strconv.Itoa(int(s))
+}

@@ -1,0 +1,73 @@
+package supervise
+
+import (
+	"bytes"
+	"os"
+	"strconv"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// SignalAll sends sig to every process vigil is responsible for: as PID 1,
+// the whole PID namespace through kill(-1); otherwise vigil's descendants,
+// found by walking /proc, since kill(-1) would reach every process the user
+// owns. It reports whether there was any process to signal.
+func SignalAll(sig syscall.Signal) bool {
+	if os.Getpid() == 1 {
+		return unix.Kill(-1, sig) == nil
+	}
+	pids := Descendants(os.Getpid())
+	for _, pid := range pids {
+		unix.Kill(pid, sig)
+	}
+	return len(pids) > 0
+}
+
+// Descendants lists the living descendants of pid, parents before children.
+func Descendants(pid int) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	children := make(map[int][]int)
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if ppid, ok := parentOf(p); ok {
+			children[ppid] = append(children[ppid], p)
+		}
+	}
+	var out []int
+	queue := []int{pid}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		for _, c := range children[p] {
+			out = append(out, c)
+			queue = append(queue, c)
+		}
+	}
+	return out
+}
+
+// parentOf reads the parent PID from /proc/PID/stat. The command name in
+// field 2 may hold spaces and parentheses, so parse after the last ')'.
+func parentOf(pid int) (int, bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := bytes.Fields(b[i+1:])
+	if len(f) < 2 {
+		return 0, false
+	}
+	ppid, err := strconv.Atoi(string(f[1]))
+	return ppid, err == nil
+}

@@ -1,0 +1,167 @@
+// Package supervise starts and stops the processes vigil runs: the main
+// process of wrapper mode and the services of a config.
+package supervise
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/vigil-init/vigil/reaper"
+	"golang.org/x/sys/unix"
+)
+
+// Command says how to start one process.
+type Command struct {
+	Argv []string
+	Dir  string
+	// Env is the complete environment; PATH in it is used to find Argv[0].
+	Env []string
+	// Files become the child's fds 0, 1, 2, ...; nil means vigil's own 0, 1, 2.
+	Files []uintptr
+	// Terminal, if >= 0, is the controlling terminal's fd in vigil: the child's
+	// process group is made the terminal's foreground group.
+	Terminal int
+	// Session puts the child in a session of its own; otherwise it gets a
+	// process group of its own.
+	Session    bool
+	Credential *syscall.Credential
+}
+
+// StartError is a process that could not be started, with the status a shell
+// would give for it: 127 not found, 126 not executable.
+type StartError struct {
+	Argv0 string
+	Code  int
+	Err   error
+}
+
+func (e *StartError) Error() string { return fmt.Sprintf("exec %s: %v", e.Argv0, e.Err) }
+func (e *StartError) Unwrap() error { return e.Err }
+
+// Start spawns c through the reaper, so the exit is registered before it can
+// happen. The child always leads a process group of its own, so signals can
+// go to the whole group.
+func Start(r *reaper.Reaper, c Command) (int, <-chan reaper.Exit, error) {
+	if len(c.Argv) == 0 {
+		return 0, nil, &StartError{Code: 127, Err: errors.New("empty command")}
+	}
+	path, err := LookPath(c.Argv[0], envValue(c.Env, "PATH"), c.Dir)
+	if err != nil {
+		return 0, nil, err
+	}
+	files := c.Files
+	if files == nil {
+		files = []uintptr{0, 1, 2}
+	}
+	sys := &syscall.SysProcAttr{Credential: c.Credential}
+	switch {
+	case c.Session:
+		sys.Setsid = true
+	case c.Terminal >= 0:
+		// Go's child blocks every signal while it calls TIOCSPGRP, so taking
+		// the terminal from the background group raises no SIGTTOU.
+		sys.Foreground, sys.Ctty = true, c.Terminal
+	default:
+		sys.Setpgid = true
+	}
+	pid, exits, err := r.Spawn(path, c.Argv, &syscall.ProcAttr{Dir: c.Dir, Env: c.Env, Files: files, Sys: sys})
+	if err != nil {
+		return 0, nil, &StartError{Argv0: c.Argv[0], Code: codeFor(err), Err: err}
+	}
+	return pid, exits, nil
+}
+
+// codeFor maps an exec error to the status tini and shells use.
+func codeFor(err error) int {
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+		return 127
+	}
+	return 126
+}
+
+// LookPath finds file in the colon-separated pathEnv as execvp would, with
+// the child's PATH rather than vigil's. A name with a slash is used as is,
+// relative to dir.
+func LookPath(file, pathEnv, dir string) (string, error) {
+	if strings.Contains(file, "/") {
+		p := file
+		if dir != "" && !filepath.IsAbs(p) {
+			p = filepath.Join(dir, p)
+		}
+		if err := executable(p); err != nil {
+			return "", &StartError{Argv0: file, Code: codeFor(err), Err: err}
+		}
+		return file, nil
+	}
+	if pathEnv == "" {
+		pathEnv = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	}
+	var denied error
+	for _, d := range filepath.SplitList(pathEnv) {
+		if d == "" {
+			d = "."
+		}
+		p := filepath.Join(d, file)
+		err := executable(p)
+		if err == nil {
+			return p, nil
+		}
+		if !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ENOTDIR) && denied == nil {
+			denied = err
+		}
+	}
+	if denied != nil {
+		return "", &StartError{Argv0: file, Code: 126, Err: denied}
+	}
+	return "", &StartError{Argv0: file, Code: 127, Err: errors.New("not found in PATH")}
+}
+
+func executable(p string) error {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return err
+	}
+	if fi.IsDir() {
+		return unix.EISDIR
+	}
+	if fi.Mode()&0o111 == 0 {
+		return fs.ErrPermission
+	}
+	return nil
+}
+
+func envValue(env []string, key string) string {
+	for i := len(env) - 1; i >= 0; i-- {
+		if k, v, ok := strings.Cut(env[i], "="); ok && k == key {
+			return v
+		}
+	}
+	return ""
+}
+
+// CleanEnv is environ without vigil's own settings (VIGIL_*, TINI_*), which
+// are vigil's business and may hold things a service should not see.
+func CleanEnv(environ []string) []string {
+	out := make([]string, 0, len(environ))
+	for _, kv := range environ {
+		if strings.HasPrefix(kv, "VIGIL_") || strings.HasPrefix(kv, "TINI_") {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
+}
+
+// ExitCode is the status vigil exits with when err stopped a start.
+func ExitCode(err error) int {
+	var se *StartError
+	if errors.As(err, &se) {
+		return se.Code
+	}
+	return 1
+}
