@@ -24,11 +24,15 @@ import (
 // for one, so the queue is deep.
 const QueueDepth = 1024
 
-// First and last real-time signal numbers as the kernel sees them. 32 and 33
-// belong to libc and the Go runtime and are left alone.
+// First and last real-time signal numbers as glibc names them (SIGRTMIN is
+// 34; 32 and 33 belong to libc's threads). The Go runtime reserves 34 as
+// well (musl's SIGSYNCCALL, golang/go#39343): os/signal cannot catch it, so
+// vigil catches and forwards FirstCatchableRT..RTMax. As PID 1 the kernel
+// drops an uncaught 34; as a plain process it would end vigil.
 const (
-	RTMin = 34
-	RTMax = 64
+	RTMin            = 34
+	FirstCatchableRT = 35
+	RTMax            = 64
 )
 
 // caught lists the standard signals vigil handles itself. Left out: KILL and
@@ -49,7 +53,7 @@ func Caught() []os.Signal {
 	for _, s := range caught {
 		list = append(list, s)
 	}
-	for s := RTMin; s <= RTMax; s++ {
+	for s := FirstCatchableRT; s <= RTMax; s++ {
 		list = append(list, syscall.Signal(s))
 	}
 	return list

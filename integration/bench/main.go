@@ -1,0 +1,477 @@
+// Command bench compares vigil with the inits it replaces (tini, tini-static,
+// dumb-init, catatonit), each run as PID 1 of a fresh PID namespace by
+// `unshare --pid --fork --mount-proc --kill-child INIT -- CHILD`. Every
+// scenario is run round robin over the inits, one run each per round, with
+// the starting init rotated, so that the noise of the machine falls on all of
+// them alike. It prints a markdown table of figures: nothing is asserted.
+//
+// Run it through integration/bench/run.sh (`make bench`), which builds it and
+// its child (child/child.c) and installs the other inits.
+package main
+
+import (
+	"debug/elf"
+	"errors"
+	"flag"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// anchor is one init under test, a column of the table.
+type anchor struct {
+	name    string
+	path    string // as given
+	real    string // symlinks resolved
+	version string
+	static  bool
+}
+
+type config struct {
+	vigil, child string
+	only         string
+
+	startups  int // rounds of start-up
+	orphans   int // zombies per orphan storm
+	storms    int // rounds of orphan storm
+	signals   int // rounds of signal round trip
+	shutdowns int // rounds of shutdown
+	idle      time.Duration
+	settle    time.Duration
+}
+
+func main() {
+	var c config
+	quick := flag.Bool("quick", false, "fewer rounds and a shorter idle period: done in well under a minute")
+	flag.StringVar(&c.vigil, "vigil", "bin/vigil", "the vigil binary")
+	flag.StringVar(&c.child, "child", "", "the bench child, built from integration/bench/child/child.c (required)")
+	flag.StringVar(&c.only, "inits", "vigil,tini,tini-static,dumb-init,catatonit", "the inits to compare, those not installed left out")
+	flag.IntVar(&c.startups, "startups", 300, "rounds of start-up (INIT -- /bin/true)")
+	flag.IntVar(&c.orphans, "orphans", 2000, "zombies in one orphan storm")
+	flag.IntVar(&c.storms, "storms", 30, "rounds of orphan storm")
+	flag.IntVar(&c.signals, "signals", 1000, "rounds of signal round trip")
+	flag.IntVar(&c.shutdowns, "shutdowns", 100, "rounds of shutdown")
+	flag.DurationVar(&c.idle, "idle", 10*time.Second, "idle period for the context switch count")
+	flag.DurationVar(&c.settle, "settle", time.Second, "time an idle init is left to settle before it is measured")
+	flag.Parse()
+	if *quick {
+		set := map[string]bool{}
+		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		for name, v := range map[string]string{
+			"startups": "60", "storms": "5", "signals": "200", "shutdowns": "20",
+			"idle": "3s", "settle": "500ms",
+		} {
+			if !set[name] {
+				flag.Set(name, v)
+			}
+		}
+	}
+	if c.child == "" || flag.NArg() > 0 {
+		flag.Usage()
+		os.Exit(2)
+	}
+	if err := run(c); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(c config) error {
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("must run as root (unshare --pid)")
+	}
+	var err error
+	if unsharePath, err = exec.LookPath("unshare"); err != nil {
+		return err
+	}
+	if c.child, err = filepath.Abs(c.child); err != nil {
+		return err
+	}
+	inits, err := findInits(c)
+	if err != nil {
+		return err
+	}
+	names := make([]string, len(inits))
+	for i, a := range inits {
+		names[i] = a.name
+	}
+	b := &bench{c: c, inits: inits, notes: map[string]bool{}}
+	started := time.Now()
+
+	rows := []row{b.sizes()}
+	for _, scenario := range []func() []row{b.startup, b.orphanStorm, b.signalRoundTrip, b.shutdown, b.idle} {
+		t0 := time.Now()
+		rows = append(rows, scenario()...)
+		fmt.Fprintf(os.Stderr, "bench: done in %s\n", time.Since(t0).Round(100*time.Millisecond))
+	}
+
+	header(c, inits, time.Since(started))
+	writeTable(os.Stdout, names, [][2]string{{"vigil", "tini"}, {"vigil", "tini-static"}}, rows)
+	fmt.Println()
+	fmt.Println("Medians unless said otherwise; the ratio columns divide vigil's figure by the other's (for the rate, higher is better; for every other row, lower is).")
+	for _, n := range b.noteList {
+		fmt.Println("- " + n)
+	}
+	return nil
+}
+
+// findInits resolves the inits asked for; vigil must exist, a missing other
+// one is left out with a word on stderr.
+func findInits(c config) ([]anchor, error) {
+	var out []anchor
+	for _, name := range strings.Split(c.only, ",") {
+		name = strings.TrimSpace(name)
+		path := "/usr/bin/" + name
+		if name == "vigil" {
+			path = c.vigil
+		} else if p, err := exec.LookPath(name); err == nil {
+			path = p
+		}
+		abs, err := filepath.Abs(path)
+		if err == nil {
+			abs, err = filepath.EvalSymlinks(abs)
+		}
+		if err != nil {
+			if name == "vigil" {
+				return nil, fmt.Errorf("vigil: %v (run make build)", err)
+			}
+			fmt.Fprintf(os.Stderr, "bench: %s not found, left out\n", name)
+			continue
+		}
+		a := anchor{name: name, path: path, real: abs, static: isStatic(abs)}
+		a.version = version(abs)
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// version is the first line an init prints for --version.
+func version(path string) string {
+	out, _ := exec.Command(path, "--version").CombinedOutput()
+	line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+	return line
+}
+
+// isStatic says whether the ELF file at path has no program interpreter.
+func isStatic(path string) bool {
+	f, err := elf.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return false
+		}
+	}
+	return true
+}
+
+// header prints what the figures were taken on.
+func header(c config, inits []anchor, took time.Duration) {
+	var u unix.Utsname
+	unix.Uname(&u)
+	fmt.Printf("## vigil bench, %s\n\n", time.Now().Format("2006-01-02 15:04 MST"))
+	fmt.Printf("Linux %s, %s, %d cores; took %s.\n", unix.ByteSliceToString(u.Release[:]), cpuModel(), runtime.NumCPU(), took.Round(time.Second))
+	fmt.Printf("Each init is PID 1 of `unshare --pid --fork --mount-proc --kill-child INIT -- CMD`; rounds: start-up %d, orphan storm %d x %d zombies, signal %d, shutdown %d; idle %s after %s to settle.\n\n",
+		c.startups, c.storms, c.orphans, c.signals, c.shutdowns, c.idle, c.settle)
+	for _, a := range inits {
+		link := "dynamic"
+		if a.static {
+			link = "static"
+		}
+		fmt.Printf("- %s: `%s` (%s), %s\n", a.name, a.real, link, a.version)
+	}
+	fmt.Println()
+}
+
+func cpuModel() string {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}
+
+// bench runs the scenarios and keeps the notes for below the table.
+type bench struct {
+	c        config
+	inits    []anchor
+	notes    map[string]bool
+	noteList []string
+}
+
+// note records a remark (once) and tells it on stderr at once.
+func (b *bench) note(format string, args ...any) {
+	s := fmt.Sprintf(format, args...)
+	if !b.notes[s] {
+		b.notes[s] = true
+		b.noteList = append(b.noteList, s)
+		fmt.Fprintln(os.Stderr, "bench:", s)
+	}
+}
+
+// rounds calls one(a) for every init, rounds times, round robin, starting
+// each round one init further on.
+func (b *bench) rounds(what string, n int, one func(a anchor)) {
+	fmt.Fprintf(os.Stderr, "bench: %s, %d rounds\n", what, n)
+	for r := 0; r < n; r++ {
+		for i := range b.inits {
+			one(b.inits[(r+i)%len(b.inits)])
+		}
+	}
+}
+
+func (b *bench) sizes() row {
+	r := row{label: "binary size on disk (KiB; a dynamic one without its libc)", format: "%.0f", values: map[string]float64{}}
+	for _, a := range b.inits {
+		if st, err := os.Stat(a.real); err == nil {
+			r.values[a.name] = float64(st.Size()) / 1024
+		}
+	}
+	return r
+}
+
+// startup times `INIT -- /bin/true`, and /bin/true alone as PID 1.
+func (b *bench) startup() []row {
+	const bare = "\x00bare" // not a column
+	all := append([]anchor{{name: bare}}, b.inits...)
+	times := map[string][]float64{}
+	fmt.Fprintf(os.Stderr, "bench: start-up, %d rounds\n", b.c.startups)
+	for r := 0; r < b.c.startups; r++ {
+		for i := range all {
+			a := all[(r+i)%len(all)]
+			d, err := timeRun(a.real, "/bin/true")
+			if err != nil {
+				b.note("start-up of %s: %v", a.name, err)
+				continue
+			}
+			times[a.name] = append(times[a.name], ms(d))
+		}
+	}
+	base := median(times[bare])
+	abs := row{label: fmt.Sprintf("start-up, `INIT -- /bin/true` (ms; bare `/bin/true` %.2f)", base), format: "%.2f", values: map[string]float64{}}
+	over := row{label: "start-up over bare `/bin/true` (ms)", format: "%.2f", values: map[string]float64{}}
+	for _, a := range b.inits {
+		if t := times[a.name]; len(t) > 0 {
+			abs.values[a.name] = median(t)
+			over.values[a.name] = median(t) - base
+		}
+	}
+	return []row{abs, over}
+}
+
+// orphanStorm: the child makes N zombies whose parent then exits, so the
+// init inherits N zombies at once; the child times their disappearance from
+// /proc, which only the init's reaping brings about.
+func (b *bench) orphanStorm() []row {
+	times := map[string][]float64{}
+	n := strconv.Itoa(b.c.orphans)
+	b.rounds("orphan storm", b.c.storms, func(a anchor) {
+		ns, err := b.storm(a, n)
+		if err != nil {
+			b.note("orphan storm under %s: %v", a.name, err)
+			return
+		}
+		times[a.name] = append(times[a.name], float64(ns)/1e6)
+	})
+	t := row{label: fmt.Sprintf("orphan storm: %d zombies inherited at once, all reaped (ms)", b.c.orphans), format: "%.2f", values: map[string]float64{}}
+	rate := row{label: "orphan reaping rate (orphans/s)", format: "%.0f", values: map[string]float64{}}
+	for name, xs := range times {
+		t.values[name] = median(xs)
+		rate.values[name] = float64(b.c.orphans) / (median(xs) / 1e3)
+	}
+	return []row{t, rate}
+}
+
+func (b *bench) storm(a anchor, n string) (int64, error) {
+	in, err := launch(a.real, b.c.child, "orphans", n)
+	if err != nil {
+		return 0, err
+	}
+	defer in.stop()
+	if line, err := in.readLine(60 * time.Second); err != nil {
+		return 0, err
+	} else if line != "ready" {
+		return 0, in.failure(fmt.Errorf("child said %q, want ready", line))
+	}
+	line, err := in.readLine(60 * time.Second)
+	if err != nil {
+		return 0, err
+	}
+	f := strings.Fields(line)
+	if len(f) != 3 || f[0] != "orphans" || f[1] != n {
+		return 0, in.failure(fmt.Errorf("child said %q", line))
+	}
+	return strconv.ParseInt(f[2], 10, 64)
+}
+
+// signalRoundTrip: every init runs the child in ack mode at the same time;
+// each sample is kill(init, SIGUSR1) until the child's byte arrives.
+func (b *bench) signalRoundTrip() []row {
+	fmt.Fprintln(os.Stderr, "bench: signal round trip: starting every init")
+	ins := map[string]*instance{}
+	for _, a := range b.inits {
+		in, err := launch(a.real, b.c.child, "ack")
+		if err == nil {
+			if err = in.ready(); err != nil {
+				in.stop()
+			}
+		}
+		if err != nil {
+			b.note("signal round trip under %s: %v", a.name, err)
+			continue
+		}
+		defer in.stop()
+		ins[a.name] = in
+	}
+	time.Sleep(b.c.settle)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	lat := map[string][]float64{}
+	warm := 20
+	b.rounds("signal round trip", b.c.signals+warm, func(a anchor) {
+		in := ins[a.name]
+		if in == nil {
+			return
+		}
+		time.Sleep(time.Millisecond) // everyone back to sleep
+		t0 := time.Now()
+		if err := unix.Kill(in.pid, unix.SIGUSR1); err != nil {
+			b.note("signal round trip under %s: kill: %v", a.name, err)
+			return
+		}
+		if err := readByte(in.out, 5*time.Second); err != nil {
+			b.note("signal round trip under %s: no ack: %v", a.name, err)
+			delete(ins, a.name)
+			return
+		}
+		lat[a.name] = append(lat[a.name], us(time.Since(t0)))
+	})
+	med := row{label: "signal round trip, kill(init, USR1) to the child's ack (µs)", format: "%.0f", values: map[string]float64{}}
+	p99 := row{label: "signal round trip p99 (µs)", format: "%.0f", values: map[string]float64{}}
+	for name, xs := range lat {
+		if len(xs) > warm {
+			xs = xs[warm:]
+		}
+		med.values[name] = median(xs)
+		p99.values[name] = percentile(xs, 99)
+	}
+	return []row{med, p99}
+}
+
+// shutdown: SIGTERM to the init while its child sleeps (default disposition,
+// so TERM kills it) until the init has exited (its pidfd turns readable).
+func (b *bench) shutdown() []row {
+	lat := map[string][]float64{}
+	b.rounds("shutdown", b.c.shutdowns, func(a anchor) {
+		d, err := b.shutdownOnce(a)
+		if err != nil {
+			b.note("shutdown of %s: %v", a.name, err)
+			return
+		}
+		lat[a.name] = append(lat[a.name], ms(d))
+	})
+	r := row{label: "shutdown, SIGTERM to the init until it has exited (ms)", format: "%.3f", values: map[string]float64{}}
+	for name, xs := range lat {
+		r.values[name] = median(xs)
+	}
+	return []row{r}
+}
+
+func (b *bench) shutdownOnce(a anchor) (time.Duration, error) {
+	in, err := launch(a.real, b.c.child, "wait")
+	if err != nil {
+		return 0, err
+	}
+	defer in.stop()
+	if err := in.ready(); err != nil {
+		return 0, err
+	}
+	pidfd, err := unix.PidfdOpen(in.pid, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(pidfd)
+	time.Sleep(10 * time.Millisecond) // let the init go idle
+	t0 := time.Now()
+	if err := unix.Kill(in.pid, unix.SIGTERM); err != nil {
+		return 0, err
+	}
+	if err := pollIn(pidfd, 10*time.Second); err != nil {
+		return 0, in.failure(fmt.Errorf("still running: %v", err))
+	}
+	d := time.Since(t0)
+	err = in.wait()
+	if ee := (*exec.ExitError)(nil); !errors.As(err, &ee) || ee.ExitCode() != 143 {
+		b.note("shutdown of %s: unshare ended with %v (exit status 143 expected)", a.name, err)
+	}
+	return d, nil
+}
+
+// idle: every init runs `sleep` at the same time; after settling, count the
+// init's context switches (every thread) over the idle period, then read its
+// memory.
+func (b *bench) idle() []row {
+	fmt.Fprintf(os.Stderr, "bench: idle, %s to settle and %s idle\n", b.c.settle, b.c.idle)
+	ins := map[string]*instance{}
+	for _, a := range b.inits {
+		in, err := launch(a.real, "/bin/sleep", "3600")
+		if err == nil {
+			if err = in.findInit(); err != nil {
+				in.stop()
+			}
+		}
+		if err != nil {
+			b.note("idle %s: %v", a.name, err)
+			continue
+		}
+		defer in.stop()
+		ins[a.name] = in
+	}
+	time.Sleep(b.c.settle)
+	before := map[string]map[int]int64{}
+	for name, in := range ins {
+		if m, err := taskSwitches(in.pid); err == nil {
+			before[name] = m
+		}
+	}
+	time.Sleep(b.c.idle)
+	secs := b.c.idle.Seconds()
+	rss := row{label: "RSS, idle with one child (KiB)", format: "%.0f", values: map[string]float64{}}
+	pss := row{label: "PSS, idle with one child (KiB)", format: "%.0f", values: map[string]float64{}}
+	thr := row{label: "threads, idle", format: "%.0f", values: map[string]float64{}}
+	cs := row{label: fmt.Sprintf("context switches in %s idle (all threads)", fmtSecs(secs)), format: "%.0f", values: map[string]float64{}}
+	for name, in := range ins {
+		if after, err := taskSwitches(in.pid); err == nil && before[name] != nil {
+			cs.values[name] = float64(switchesBetween(before[name], after))
+		}
+		if r, p, err := memory(in.pid); err == nil {
+			rss.values[name], pss.values[name] = r, p
+		} else {
+			b.note("memory of %s: %v", name, err)
+		}
+		thr.values[name] = float64(threads(in.pid))
+	}
+	return []row{rss, pss, thr, cs}
+}
+
+func fmtSecs(s float64) string {
+	if s == math.Trunc(s) {
+		return fmt.Sprintf("%.0f s", s)
+	}
+	return fmt.Sprintf("%.1f s", s)
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# make bench: vigil against tini, tini-static, dumb-init and catatonit, each as
+# PID 1 of a fresh PID namespace. Prints a markdown table (figures only, never
+# a verdict) and keeps a copy in integration/bench/results/ (git-ignored).
+# Flags go to the bench program: ./integration/bench/run.sh -quick; see -h.
+# Needs root (unshare --pid) and a built bin/vigil (make build).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export PATH=$PATH:/usr/local/go/bin
+export DEBIAN_FRONTEND=noninteractive
+
+[ "$(id -u)" = 0 ] || { echo "bench: must run as root (unshare --pid)" >&2; exit 1; }
+[ -x bin/vigil ] || { echo "bench: bin/vigil missing: run make build" >&2; exit 1; }
+
+# The anchors, and gcc with a static libc for the child; only what is missing.
+missing=()
+for pkg in tini dumb-init catatonit; do
+	command -v "$pkg" >/dev/null || missing+=("$pkg")
+done
+command -v unshare >/dev/null || missing+=(util-linux)
+command -v gcc >/dev/null || missing+=(gcc)
+[ -n "$(gcc -print-file-name=libc.a 2>/dev/null | grep /)" ] || missing+=(libc6-dev)
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "bench: installing ${missing[*]}" >&2
+	apt-get install -y -qq "${missing[@]}" >&2 ||
+		{ apt-get update -qq >&2 && apt-get install -y -qq "${missing[@]}" >&2; }
+fi
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+go build -o "$work/bench" ./integration/bench
+gcc -static -O2 -Wall -Wextra -o "$work/child" integration/bench/child/child.c
+
+mkdir -p integration/bench/results
+out=integration/bench/results/$(date +%Y%m%d-%H%M%S).md
+status=0
+"$work/bench" -vigil bin/vigil -child "$work/child" "$@" | tee "$out" || status=$?
+if [ -s "$out" ]; then
+	echo "bench: table saved in $out" >&2
+else
+	rm -f "$out"
+fi
+exit "$status"

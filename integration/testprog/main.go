@@ -1,0 +1,126 @@
+// Command testprog is the integration tests' stand-in for a user's program:
+// it records the signals it gets, exits with a given code, makes orphans,
+// ignores TERM, reads its terminal... Each mode is one small function.
+//
+// Run it with GODEBUG=asyncpreemptoff=1 when recording signals, so the Go
+// runtime's own SIGURG preemption is not mistaken for a forwarded one.
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"syscall"
+
+	"github.com/vigil-init/vigil/signals"
+	"golang.org/x/sys/unix"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fail("usage: testprog MODE [ARG...]")
+	}
+	args := os.Args[2:]
+	switch os.Args[1] {
+	case "exit": // exit CODE
+		os.Exit(atoi(args[0]))
+	case "record": // record FILE: log every signal; exit 0 on TERM
+		record(args[0], false)
+	case "ignore-term": // ignore-term FILE: like record, but TERM is ignored
+		record(args[0], true)
+	case "group": // group FILE: record, with a child in the same group recording to FILE.child
+		cmd := exec.Command(os.Args[0], "record", args[0]+".child")
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		if err := cmd.Start(); err != nil {
+			fail(err.Error())
+		}
+		record(args[0], false)
+	case "orphans": // orphans N FILE: make N orphans, write "done" to FILE, then record
+		cmd := exec.Command(os.Args[0], "spawn", args[0])
+		if err := cmd.Run(); err != nil {
+			fail(err.Error())
+		}
+		appendLine(args[1], "done")
+		record(args[1], false)
+	case "spawn": // spawn N: start N short processes (/bin/true) and exit without waiting
+		n := atoi(args[0])
+		attr := &syscall.ProcAttr{Files: []uintptr{0, 1, 2}}
+		for i := 0; i < n; i++ {
+			if _, err := syscall.ForkExec("/bin/true", []string{"true"}, attr); err != nil {
+				fail(err.Error())
+			}
+		}
+	case "readline": // readline FILE: copy one line of stdin to FILE
+		line, err := bufio.NewReader(os.Stdin).ReadString('\n')
+		if err != nil {
+			fail(err.Error())
+		}
+		appendLine(args[0], line[:len(line)-1])
+	case "tty": // tty FILE: write "fg" to FILE if our group owns the terminal, then wait on TERM
+		pg, err := unix.IoctlGetInt(0, unix.TIOCGPGRP)
+		if err != nil {
+			fail(err.Error())
+		}
+		if pg == unix.Getpgrp() {
+			appendLine(args[0], "fg")
+		} else {
+			appendLine(args[0], fmt.Sprintf("bg %d %d", pg, unix.Getpgrp()))
+		}
+		record(args[0], false)
+	case "fdwrite": // fdwrite FD TEXT: write TEXT to an inherited fd
+		f := os.NewFile(uintptr(atoi(args[0])), "inherited")
+		if _, err := f.WriteString(args[1]); err != nil {
+			fail(err.Error())
+		}
+	default:
+		fail("unknown mode " + os.Args[1])
+	}
+}
+
+// record appends "ready pid=P ppid=Q" to file, then one line per signal
+// (its name, e.g. SIGUSR1). It exits 0 after recording SIGTERM unless
+// ignoreTerm.
+func record(file string, ignoreTerm bool) {
+	ch := make(chan os.Signal, 256)
+	list := signals.Caught()
+	list = append(list, unix.SIGURG, unix.SIGCHLD)
+	signal.Notify(ch, list...)
+	if ignoreTerm {
+		signal.Ignore(unix.SIGTERM)
+	}
+	appendLine(file, fmt.Sprintf("ready pid=%d ppid=%d", os.Getpid(), os.Getppid()))
+	for s := range ch {
+		sig := s.(syscall.Signal)
+		appendLine(file, signals.Name(sig))
+		if sig == unix.SIGTERM && !ignoreTerm {
+			os.Exit(0)
+		}
+	}
+}
+
+func appendLine(file, line string) {
+	f, err := os.OpenFile(file, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		fail(err.Error())
+	}
+	defer f.Close()
+	if _, err := f.WriteString(line + "\n"); err != nil {
+		fail(err.Error())
+	}
+}
+
+func atoi(s string) int {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		fail(err.Error())
+	}
+	return n
+}
+
+func fail(msg string) {
+	fmt.Fprintln(os.Stderr, "testprog:", msg)
+	os.Exit(100)
+}

@@ -1,0 +1,131 @@
+package reaper
+
+import (
+	"os"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestStatusCode(t *testing.T) {
+	tests := []struct {
+		name string
+		ws   unix.WaitStatus
+		want int
+	}{
+		{"exit 0", 0, 0},
+		{"exit 3", 3 << 8, 3},
+		{"exit 255", 255 << 8, 255},
+		{"killed by SIGKILL is 137", unix.WaitStatus(unix.SIGKILL), 137},
+		{"killed by SIGTERM is 143", unix.WaitStatus(unix.SIGTERM), 143},
+		{"killed by SIGSEGV with core is 139", unix.WaitStatus(unix.SIGSEGV) | 0x80, 139},
+	}
+	for _, tc := range tests {
+		if got := StatusCode(tc.ws); got != tc.want {
+			t.Errorf("%s: got %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}
+
+func spawn(t *testing.T, r *Reaper, script string) (int, <-chan Exit) {
+	t.Helper()
+	pid, ch, err := r.Spawn("/bin/sh", []string{"sh", "-c", script}, &syscall.ProcAttr{Files: []uintptr{0, 1, 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pid, ch
+}
+
+func expectExit(t *testing.T, ch <-chan Exit, pid, code int) {
+	t.Helper()
+	select {
+	case e := <-ch:
+		if e.Pid != pid || e.Code() != code {
+			t.Errorf("exit %+v code %d, want pid %d code %d", e, e.Code(), pid, code)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("no exit for pid %d", pid)
+	}
+}
+
+// The tests share one reaper: it owns wait4(-1) for the whole test binary.
+func TestReaper(t *testing.T) {
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	orphans := make(chan Exit, 100)
+	r := New(func(e Exit) { orphans <- e })
+	defer r.Stop()
+	done := make(chan struct{})
+	defer close(done)
+	go r.Run(done)
+
+	t.Run("each exit reaches its owner", func(t *testing.T) {
+		p1, c1 := spawn(t, r, "exit 3")
+		p2, c2 := spawn(t, r, "kill -TERM $$")
+		expectExit(t, c2, p2, 143)
+		expectExit(t, c1, p1, 3)
+	})
+
+	t.Run("an exit that beats the owner is kept", func(t *testing.T) {
+		pid, ch := spawn(t, r, "exit 9")
+		// Nobody reads ch until the child has surely been reaped.
+		waitGone(t, pid)
+		expectExit(t, ch, pid, 9)
+	})
+
+	t.Run("orphans are counted and handed over", func(t *testing.T) {
+		before := r.Orphans()
+		pid, ch := spawn(t, r, "sh -c 'exit 4' & sh -c 'exit 5' & exit 0")
+		expectExit(t, ch, pid, 0)
+		got := map[int]bool{}
+		for len(got) < 2 {
+			select {
+			case e := <-orphans:
+				got[e.Code()] = true
+			case <-time.After(20 * time.Second):
+				t.Fatalf("orphans seen: %v", got)
+			}
+		}
+		if !got[4] || !got[5] {
+			t.Errorf("orphan codes %v", got)
+		}
+		if r.Orphans()-before != 2 {
+			t.Errorf("orphan count went up by %d", r.Orphans()-before)
+		}
+	})
+
+	t.Run("NoChildren fires once all are gone", func(t *testing.T) {
+		pid, ch := spawn(t, r, "exit 0")
+		expectExit(t, ch, pid, 0)
+		select {
+		case <-r.NoChildren():
+		case <-time.After(20 * time.Second):
+			t.Fatal("NoChildren did not fire")
+		}
+	})
+
+	t.Run("a failed exec registers nothing", func(t *testing.T) {
+		_, _, err := r.Spawn("/no/such", []string{"x"}, &syscall.ProcAttr{})
+		if err == nil {
+			t.Fatal("spawn of a missing file succeeded")
+		}
+	})
+}
+
+// waitGone waits until pid is reaped (its /proc entry is gone).
+func waitGone(t *testing.T, pid int) {
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err != nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pid %d not reaped", pid)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
