@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-init/vigil/config"
 	"golang.org/x/sys/unix"
 )
 
@@ -79,26 +80,26 @@ func TestSettingsLayers(t *testing.T) {
 		name  string
 		env   []string
 		flags flagValues
-		check func(Settings) bool
+		check func(config.Settings) bool
 		err   string
 	}{
-		{"defaults", nil, flagValues{}, func(s Settings) bool {
+		{"defaults", nil, flagValues{}, func(s config.Settings) bool {
 			return s.ShutdownTimeout == 9*time.Second && s.MaxRetries == 3 && s.LogLevel == "info" &&
-				s.RespawnLimit == RespawnLimit{10, time.Minute} && s.BackoffFactor == 2
+				s.RespawnLimit == config.RespawnLimit{N: 10, Window: time.Minute} && s.BackoffFactor == 2
 		}, ""},
-		{"VIGIL_ variables override defaults", []string{"VIGIL_SHUTDOWN_TIMEOUT=2s", "VIGIL_MAX_RETRIES=-1", "VIGIL_RESPAWN_LIMIT=0"}, flagValues{}, func(s Settings) bool {
+		{"VIGIL_ variables override defaults", []string{"VIGIL_SHUTDOWN_TIMEOUT=2s", "VIGIL_MAX_RETRIES=-1", "VIGIL_RESPAWN_LIMIT=0"}, flagValues{}, func(s config.Settings) bool {
 			return s.ShutdownTimeout == 2*time.Second && s.MaxRetries == -1 && s.RespawnLimit.N == 0
 		}, ""},
-		{"empty variable counts as unset", []string{"VIGIL_LOG_LEVEL=", "VIGIL_SHUTDOWN_TIMEOUT="}, flagValues{}, func(s Settings) bool {
+		{"empty variable counts as unset", []string{"VIGIL_LOG_LEVEL=", "VIGIL_SHUTDOWN_TIMEOUT="}, flagValues{}, func(s config.Settings) bool {
 			return s.LogLevel == "info" && s.ShutdownTimeout == 9*time.Second
 		}, ""},
-		{"TINI_ variables, set at all means on", []string{"TINI_SUBREAPER=0", "TINI_KILL_PROCESS_GROUP=x"}, flagValues{}, func(s Settings) bool {
+		{"TINI_ variables, set at all means on", []string{"TINI_SUBREAPER=0", "TINI_KILL_PROCESS_GROUP=x"}, flagValues{}, func(s config.Settings) bool {
 			return s.Subreaper && s.KillProcessGroup
 		}, ""},
-		{"VIGIL_ beats TINI_", []string{"TINI_VERBOSITY=3", "VIGIL_LOG_LEVEL=warn"}, flagValues{}, func(s Settings) bool {
+		{"VIGIL_ beats TINI_", []string{"TINI_VERBOSITY=3", "VIGIL_LOG_LEVEL=warn"}, flagValues{}, func(s config.Settings) bool {
 			return s.LogLevel == "warn"
 		}, ""},
-		{"flags beat VIGIL_", []string{"VIGIL_LOG_FORMAT=text", "VIGIL_LOG_LEVEL=error"}, flagValues{logFormat: str("json"), verbose: 1}, func(s Settings) bool {
+		{"flags beat VIGIL_", []string{"VIGIL_LOG_FORMAT=text", "VIGIL_LOG_LEVEL=error"}, flagValues{logFormat: str("json"), verbose: 1}, func(s config.Settings) bool {
 			return s.LogFormat == "json" && s.LogLevel == "debug"
 		}, ""},
 		{"every problem at once", []string{"VIGIL_SHUTDOWN_TIMEOUT=x", "VIGIL_LOG_LEVEL=loud", "VIGIL_BACKOFF_JITTER=2", "VIGIL_RESPAWN_LIMIT=10"}, flagValues{}, nil,
@@ -128,36 +129,10 @@ func TestSettingsLayers(t *testing.T) {
 	}
 }
 
-func TestRespawnLimitText(t *testing.T) {
-	tests := []struct {
-		in   string
-		want RespawnLimit
-		err  bool
-	}{
-		{"10/1m", RespawnLimit{10, time.Minute}, false},
-		{"0", RespawnLimit{}, false},
-		{"3/500ms", RespawnLimit{3, 500 * time.Millisecond}, false},
-		{"10", RespawnLimit{}, true},
-		{"x/1m", RespawnLimit{}, true},
-		{"10/0s", RespawnLimit{}, true},
-		{"-1/1m", RespawnLimit{}, true},
-	}
-	for _, tc := range tests {
-		var r RespawnLimit
-		err := r.UnmarshalText([]byte(tc.in))
-		if (err != nil) != tc.err || (!tc.err && r != tc.want) {
-			t.Errorf("%q: %+v, %v", tc.in, r, err)
-		}
-	}
-	if s := (RespawnLimit{10, time.Minute}).String(); s != "10/1m" {
-		t.Errorf("String() = %q", s)
-	}
-}
-
 func TestHelpListsEveryVariable(t *testing.T) {
 	var b strings.Builder
 	printUsage(&b)
-	typ := reflect.TypeFor[Settings]()
+	typ := reflect.TypeFor[config.Settings]()
 	for i := 0; i < typ.NumField(); i++ {
 		v := "VIGIL_" + typ.Field(i).Tag.Get("env")
 		if !strings.Contains(b.String(), v) {

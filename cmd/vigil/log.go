@@ -12,11 +12,12 @@ import (
 	"time"
 
 	"github.com/mattn/go-isatty"
+	"github.com/vigil-init/vigil/config"
 )
 
 // newLogger builds vigil's own log: always on stderr (stdout belongs to the
 // services), in text or JSON, and appended to a file too when one is set.
-func newLogger(s Settings) (*slog.Logger, io.Closer, error) {
+func newLogger(s config.Settings) (*slog.Logger, io.Closer, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(s.LogLevel)); err != nil {
 		return nil, nil, fmt.Errorf("log level: %w", err)

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"text/tabwriter"
+
+	"github.com/vigil-init/vigil/config"
 )
 
 const usageText = `vigil: a container init that reaps, forwards signals and supervises services.
@@ -43,7 +45,7 @@ Environment (a variable set to "" counts as unset):
 func printUsage(w io.Writer) {
 	io.WriteString(w, usageText)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	for _, d := range settingDocs() {
+	for _, d := range config.Docs() {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", d.Var, d.Default, d.Help)
 	}
 	fmt.Fprintf(tw, "  %s\t%s\t%s\n", "TINI_SUBREAPER, TINI_KILL_PROCESS_GROUP", "-", "accepted with tini's meaning (set at all = on)")

@@ -1,0 +1,79 @@
+package config
+
+import (
+	"syscall"
+	"time"
+)
+
+// Restart policies.
+const (
+	RestartAlways    = "always"
+	RestartOnFailure = "on-failure"
+	RestartNever     = "never"
+)
+
+// Log modes.
+const (
+	LogInherit = "inherit"
+	LogPrefix  = "prefix"
+)
+
+// MainName is the service name of `-- CMD` in supervisor mode; reserved in
+// config files.
+const MainName = "main"
+
+// Service is one service after decoding and defaulting: every field holds
+// its effective value (the per-service field, else the global setting, else
+// the built-in default), so the supervisor never looks anything up.
+type Service struct {
+	Name string
+	// Argv is the command. A string command of the file becomes
+	// ["/bin/sh", "-c", STRING] with Shell set.
+	Argv  []string
+	Shell bool
+	Dir   string
+	// Env is the service's own additions (the "env" object), in key order;
+	// the supervisor puts them over vigil's cleaned environment.
+	Env  []string
+	User string // "" = vigil's own user
+
+	Restart     string // RestartAlways, RestartOnFailure, RestartNever
+	MaxRetries  int    // -1 = unlimited
+	Backoff     Backoff
+	StableAfter time.Duration
+	StopSignal  syscall.Signal
+	StopTimeout time.Duration
+	Critical    bool
+	DependsOn   []string
+	Ready       *Ready // nil: ready once spawned (a oneshot: once it exits 0)
+	Oneshot     bool
+	Log         string // LogInherit, LogPrefix
+}
+
+// Backoff is the restart delay: Initial, times Factor per failed run, capped
+// at Max, each +/- Jitter (a share, 0..1).
+type Backoff struct {
+	Initial time.Duration
+	Max     time.Duration
+	Factor  float64
+	Jitter  float64
+}
+
+// Ready is a readiness check; exactly one of TCP, Exec, File, NotifyFD is set.
+type Ready struct {
+	TCP      string   // host:port that must accept a connection
+	Exec     []string // argv that must exit 0
+	File     string   // path that must exist
+	NotifyFD int      // the service writes a line to this fd (s6-style); 0 = unset
+	Timeout  time.Duration
+}
+
+// Problem is one thing wrong with a config, located for the user.
+type Problem struct {
+	Service string // "" for a top-level field
+	Field   string // e.g. "backoff.initial", "depends_on[1]"
+	Line    int    // 1-based; 0 when unknown (e.g. an environment variable)
+	Col     int
+	Source  string // file name, or "VIGIL_SERVICES"
+	Msg     string
+}

@@ -1,0 +1,228 @@
+// Package config holds vigil's settings and the services it supervises:
+// their defaults, the JSON file, the environment, and one validation that
+// reports every problem at once.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+)
+
+// Settings are vigil's global knobs. They are layered, later wins:
+// Default() < JSON file < TINI_* < VIGIL_* < flags, then validated once.
+// No envDefault or required tags: they would overwrite the file's values or
+// miss them (DESIGN-NOTES section 7).
+type Settings struct {
+	Config           string        `env:"CONFIG" help:"config file (default /etc/vigil/vigil.json if it exists)"`
+	Services         string        `env:"SERVICES" help:"services as JSON; replaces the file's services"`
+	StateDir         string        `env:"STATE_DIR" help:"state directory, a mounted volume; none = no persistence"`
+	Socket           string        `env:"SOCKET" help:"control socket path"`
+	LogLevel         string        `env:"LOG_LEVEL" help:"debug, info, warn, error"`
+	LogFormat        string        `env:"LOG_FORMAT" help:"text (coloured on a terminal) or json"`
+	LogFile          string        `env:"LOG_FILE" help:"also append vigil's log to this file"`
+	MaxRetries       int           `env:"MAX_RETRIES" help:"restarts after consecutive failed runs; -1 = unlimited"`
+	BackoffInitial   time.Duration `env:"BACKOFF_INITIAL" help:"first restart delay"`
+	BackoffMax       time.Duration `env:"BACKOFF_MAX" help:"longest restart delay"`
+	BackoffFactor    float64       `env:"BACKOFF_FACTOR" help:"delay growth per failed run"`
+	BackoffJitter    float64       `env:"BACKOFF_JITTER" help:"random +/- share of each delay"`
+	StableAfter      time.Duration `env:"STABLE_AFTER" help:"a run this long resets retries and backoff"`
+	StopTimeout      time.Duration `env:"STOP_TIMEOUT" help:"stop signal to SIGKILL, per service"`
+	RespawnLimit     RespawnLimit  `env:"RESPAWN_LIMIT" help:"N/window restarts across all services; 0 = off"`
+	ShutdownTimeout  time.Duration `env:"SHUTDOWN_TIMEOUT" help:"absolute shutdown deadline"`
+	ReexecInterval   time.Duration `env:"REEXEC_INTERVAL" help:"re-exec vigil periodically; 0 = off"`
+	KillProcessGroup bool          `env:"KILL_PROCESS_GROUP" help:"tini's; group forwarding is the default"`
+	Subreaper        bool          `env:"SUBREAPER" help:"tini's; subreaping is automatic when not PID 1"`
+}
+
+// Default is the built-in layer.
+func Default() Settings {
+	return Settings{
+		LogLevel:        "info",
+		LogFormat:       "text",
+		MaxRetries:      3,
+		BackoffInitial:  time.Second,
+		BackoffMax:      30 * time.Second,
+		BackoffFactor:   2,
+		BackoffJitter:   0.2,
+		StableAfter:     10 * time.Second,
+		StopTimeout:     5 * time.Second,
+		RespawnLimit:    RespawnLimit{N: 10, Window: time.Minute},
+		ShutdownTimeout: 9 * time.Second,
+	}
+}
+
+// RespawnLimit is a token bucket: N restarts across all services, refilled
+// evenly over Window. N == 0 turns it off.
+type RespawnLimit struct {
+	N      int
+	Window time.Duration
+}
+
+// UnmarshalText reads "N/window" (10/1m) or "0".
+func (r *RespawnLimit) UnmarshalText(b []byte) error {
+	s := strings.TrimSpace(string(b))
+	if s == "0" {
+		*r = RespawnLimit{}
+		return nil
+	}
+	ns, ws, ok := strings.Cut(s, "/")
+	if !ok {
+		return fmt.Errorf("respawn limit %q: want N/window, e.g. 10/1m, or 0", s)
+	}
+	n, err := strconv.Atoi(ns)
+	if err != nil || n < 0 {
+		return fmt.Errorf("respawn limit %q: count must be a whole number >= 0", s)
+	}
+	w, err := time.ParseDuration(ws)
+	if err != nil || w <= 0 {
+		return fmt.Errorf("respawn limit %q: window must be a positive duration", s)
+	}
+	*r = RespawnLimit{N: n, Window: w}
+	return nil
+}
+
+func (r RespawnLimit) String() string {
+	if r.N == 0 {
+		return "0"
+	}
+	w := r.Window.String()
+	// 1m0s reads better as 1m.
+	for strings.HasSuffix(w, "m0s") || strings.HasSuffix(w, "h0m") {
+		w = w[:len(w)-2]
+	}
+	return fmt.Sprintf("%d/%s", r.N, w)
+}
+
+// environment is environ as a map without empty values: a variable set to ""
+// counts as unset.
+func environment(environ []string) map[string]string {
+	m := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && v != "" {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// Env layers tini's and vigil's variables over s (TINI_* first, then
+// VIGIL_*) and returns every bad value.
+func (s *Settings) Env(environ []string) []error {
+	vars := environment(environ)
+	var errs []error
+	// tini's variables: set at all means on.
+	if _, ok := vars["TINI_SUBREAPER"]; ok {
+		s.Subreaper = true
+	}
+	if _, ok := vars["TINI_KILL_PROCESS_GROUP"]; ok {
+		s.KillProcessGroup = true
+	}
+	if v, ok := vars["TINI_VERBOSITY"]; ok {
+		n, err := strconv.Atoi(v)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("TINI_VERBOSITY=%q: want a number", v))
+		case n <= 0:
+			s.LogLevel = "error"
+		case n >= 3:
+			s.LogLevel = "debug"
+		}
+	}
+	if err := env.ParseWithOptions(s, env.Options{Prefix: "VIGIL_", Environment: vars}); err != nil {
+		errs = append(errs, envErrors(err)...)
+	}
+	return errs
+}
+
+// envErrors splits caarlos0/env's aggregate error so each bad variable is
+// reported on its own line.
+func envErrors(err error) []error {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return []error{err}
+	}
+	out := make([]error, 0, len(agg.Errors))
+	for _, e := range agg.Errors {
+		var pe env.ParseError
+		if errors.As(e, &pe) {
+			if f, ok := reflect.TypeFor[Settings]().FieldByName(pe.Name); ok {
+				e = fmt.Errorf("VIGIL_%s: %w", f.Tag.Get("env"), pe.Err)
+			}
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// Validate checks the settings once all layers are in.
+func (s Settings) Validate() []error {
+	var errs []error
+	bad := func(name, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, a...)))
+	}
+	switch s.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("VIGIL_LOG_LEVEL", "%q is not one of debug, info, warn, error", s.LogLevel)
+	}
+	switch s.LogFormat {
+	case "text", "json":
+	default:
+		bad("VIGIL_LOG_FORMAT", "%q is not one of text, json", s.LogFormat)
+	}
+	if s.MaxRetries < -1 {
+		bad("VIGIL_MAX_RETRIES", "%d: want -1 (unlimited) or more", s.MaxRetries)
+	}
+	for name, d := range map[string]time.Duration{
+		"VIGIL_BACKOFF_INITIAL": s.BackoffInitial, "VIGIL_BACKOFF_MAX": s.BackoffMax,
+		"VIGIL_STABLE_AFTER": s.StableAfter, "VIGIL_STOP_TIMEOUT": s.StopTimeout,
+		"VIGIL_SHUTDOWN_TIMEOUT": s.ShutdownTimeout, "VIGIL_REEXEC_INTERVAL": s.ReexecInterval,
+	} {
+		if d < 0 {
+			bad(name, "%s: a duration cannot be negative", d)
+		}
+	}
+	if s.BackoffFactor < 1 {
+		bad("VIGIL_BACKOFF_FACTOR", "%g: want 1 or more", s.BackoffFactor)
+	}
+	if s.BackoffJitter < 0 || s.BackoffJitter > 1 {
+		bad("VIGIL_BACKOFF_JITTER", "%g: want 0..1", s.BackoffJitter)
+	}
+	return errs
+}
+
+// Doc is one line of --help: a variable, its default and meaning.
+type Doc struct{ Var, Default, Help string }
+
+// Docs lists every VIGIL_* variable from the struct tags, with the
+// value Default() gives it.
+func Docs() []Doc {
+	params, err := env.GetFieldParams(&Settings{})
+	if err != nil {
+		return nil
+	}
+	def := reflect.ValueOf(Default())
+	t := def.Type()
+	var docs []Doc
+	for _, p := range params {
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			if f.Tag.Get("env") != p.OwnKey {
+				continue
+			}
+			v := def.Field(i)
+			d := fmt.Sprint(v.Interface())
+			if v.IsZero() {
+				d = "-"
+			}
+			docs = append(docs, Doc{Var: "VIGIL_" + p.Key, Default: d, Help: f.Tag.Get("help")})
+		}
+	}
+	return docs
+}
