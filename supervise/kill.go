@@ -71,3 +71,6 @@ func parentOf(pid int) (int, bool) {
 	ppid, err := strconv.Atoi(string(f[1]))
 	return ppid, err == nil
 }
+
+// killGroup SIGKILLs the process group led by pid.
+func killGroup(pid int) { unix.Kill(-pid, unix.SIGKILL) }

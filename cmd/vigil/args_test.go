@@ -107,7 +107,8 @@ func TestSettingsLayers(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := loadSettings(tc.env, tc.flags)
+			st, errs := load(tc.env, tc.flags)
+			s, err := st.settings, joinErrors(errs)
 			if tc.err != "" {
 				if err == nil {
 					t.Fatal("no error")

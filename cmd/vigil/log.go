@@ -17,13 +17,13 @@ import (
 
 // newLogger builds vigil's own log: always on stderr (stdout belongs to the
 // services), in text or JSON, and appended to a file too when one is set.
-func newLogger(s config.Settings) (*slog.Logger, io.Closer, error) {
+func newLogger(s config.Settings, stderr io.Writer) (*slog.Logger, io.Closer, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(s.LogLevel)); err != nil {
 		return nil, nil, fmt.Errorf("log level: %w", err)
 	}
 	color := s.LogFormat == "text" && isatty.IsTerminal(os.Stderr.Fd())
-	h := handlerFor(os.Stderr, s.LogFormat, level, color)
+	h := handlerFor(stderr, s.LogFormat, level, color)
 	var closer io.Closer = io.NopCloser(nil)
 	if s.LogFile != "" {
 		f, err := os.OpenFile(s.LogFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)

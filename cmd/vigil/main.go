@@ -4,16 +4,17 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"runtime"
 	"runtime/debug"
+	"strings"
 
 	"github.com/vigil-init/vigil/reaper"
 	"github.com/vigil-init/vigil/signals"
+	"github.com/vigil-init/vigil/supervise"
 	"golang.org/x/sys/unix"
 )
 
@@ -39,7 +40,11 @@ func run(args []string) int {
 	sigs := signals.Catch()
 	var log *slog.Logger
 	var warnOrphans bool
+	var onOrphan func() // set before the reaper runs
 	rp := reaper.New(func(e reaper.Exit) {
+		if onOrphan != nil {
+			onOrphan()
+		}
 		if log == nil {
 			return
 		}
@@ -64,22 +69,25 @@ func run(args []string) int {
 		return 0
 	case inv.verb == "version":
 		return runVersion(inv.verbArgs, os.Stdout)
+	case inv.verb == "check":
+		return runCheck(inv.verbArgs)
 	case inv.verb != "":
 		fmt.Fprintf(os.Stderr, "vigil %s: no vigil control socket in this build yet\n", inv.verb)
 		return exitNoServer
 	}
 
-	s, err := loadSettings(os.Environ(), inv.flags)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "vigil: invalid settings:\n%v\n", indent(err))
+	st, errs := load(os.Environ(), inv.flags)
+	if len(errs) > 0 {
+		fmt.Fprintf(os.Stderr, "vigil: invalid configuration:\n%s", indent(errs))
 		return exitConfig
 	}
-	if len(inv.command) == 0 {
+	if !st.supervisor && len(inv.command) == 0 {
 		printUsage(os.Stderr)
 		return exitUsage
 	}
 	var closer io.Closer
-	log, closer, err = newLogger(s)
+	stderr := supervise.NewOutput(os.Stderr)
+	log, closer, err = newLogger(st.settings, stderr)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "vigil: %v\n", err)
 		return exitConfig
@@ -102,15 +110,17 @@ func run(args []string) int {
 
 	done := make(chan struct{})
 	defer close(done)
+	if st.supervisor {
+		return runSupervisor(log, rp, sigs, inv, st, stderr, &onOrphan, done)
+	}
 	go rp.Run(done)
-
 	w := &wrapper{
 		log:      log,
 		reaper:   rp,
 		signals:  sigs,
 		rewrite:  inv.flags.rewrite,
 		exitZero: inv.flags.exitZero,
-		shutdown: s.ShutdownTimeout,
+		shutdown: st.settings.ShutdownTimeout,
 	}
 	return w.run(inv.command)
 }
@@ -137,15 +147,11 @@ func runVersion(args []string, out io.Writer) int {
 	return 0
 }
 
-// indent puts each joined error on its own indented line.
-func indent(err error) string {
-	var out string
-	var joined interface{ Unwrap() []error }
-	if errors.As(err, &joined) {
-		for _, e := range joined.Unwrap() {
-			out += "  " + e.Error() + "\n"
-		}
-		return out
+// indent puts each error on its own indented line.
+func indent(errs []error) string {
+	var b strings.Builder
+	for _, e := range errs {
+		b.WriteString("  " + e.Error() + "\n")
 	}
-	return "  " + err.Error()
+	return b.String()
 }

@@ -2,19 +2,73 @@ package main
 
 import (
 	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"strings"
 
 	"github.com/vigil-init/vigil/config"
+	"github.com/vigil-init/vigil/supervise"
 )
 
-// loadSettings layers the environment and the flags over the defaults and
-// validates the result once, so every problem is reported together.
-func loadSettings(environ []string, f flagValues) (config.Settings, error) {
-	s := config.Default()
-	// The JSON file's layer goes here, between defaults and TINI_*.
-	errs := s.Env(environ)
-	if f.config != nil {
-		s.Config = *f.config
+// defaultConfig is read when no config is named and it exists.
+const defaultConfig = "/etc/vigil/vigil.json"
+
+// setup is everything a run needs from defaults, the config file, the
+// environment and the flags, layered in that order (later wins).
+type setup struct {
+	settings   config.Settings
+	services   []config.Service
+	configPath string // "" when there is no file
+	supervisor bool   // a config file or VIGIL_SERVICES is in use
+	// source says where each setting came from, by variable name.
+	source map[string]string
+}
+
+// load builds the setup and returns every problem found, all at once.
+// Wrapper mode costs one stat of the default config path, nothing more.
+func load(environ []string, f flagValues) (setup, []error) {
+	vars := make(map[string]string)
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && v != "" {
+			vars[k] = v
+		}
 	}
+	var st setup
+	var errs []error
+	problems := func(ps []config.Problem) {
+		for _, p := range ps {
+			errs = append(errs, p)
+		}
+	}
+	switch {
+	case f.config != nil:
+		st.configPath = *f.config
+	case vars["VIGIL_CONFIG"] != "":
+		st.configPath = vars["VIGIL_CONFIG"]
+	default:
+		if _, err := os.Stat(defaultConfig); err == nil {
+			st.configPath = defaultConfig
+		}
+	}
+
+	s := config.Default()
+	layers := []config.Settings{s}
+	var raw []config.RawService
+	if st.configPath != "" {
+		data, err := os.ReadFile(st.configPath)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("config file: %w", err))
+		} else {
+			var ps []config.Problem
+			raw, ps = config.Decode(data, st.configPath, &s)
+			problems(ps)
+		}
+	}
+	layers = append(layers, s)
+	errs = append(errs, s.Env(environ)...)
+	layers = append(layers, s)
+	s.Config = st.configPath
 	if f.logFormat != nil {
 		s.LogFormat = *f.logFormat
 	}
@@ -34,5 +88,75 @@ func loadSettings(environ []string, f flagValues) (config.Settings, error) {
 		s.KillProcessGroup = true
 	}
 	errs = append(errs, s.Validate()...)
-	return s, errors.Join(errs...)
+	st.source = sources(layers[0], layers[1], layers[2], s, vars)
+
+	if v := vars[config.ServicesVar]; v != "" {
+		var scratch config.Settings
+		var ps []config.Problem
+		raw, ps = config.Decode([]byte(v), config.ServicesVar, &scratch)
+		problems(ps)
+	}
+	st.supervisor = st.configPath != "" || vars[config.ServicesVar] != ""
+	if st.supervisor {
+		var ps []config.Problem
+		st.services, ps = config.Resolve(raw, s)
+		problems(ps)
+		errs = append(errs, checkRunnable(st.services)...)
+	}
+	st.settings = s
+	return st, errs
 }
+
+// checkRunnable finds what the config cannot know: users that do not exist
+// or that a non-root vigil cannot switch to, and a missing /bin/sh.
+func checkRunnable(services []config.Service) []error {
+	var errs []error
+	shChecked := false
+	for _, svc := range services {
+		if svc.Shell && !shChecked {
+			shChecked = true
+			if _, err := os.Stat("/bin/sh"); err != nil {
+				errs = append(errs, fmt.Errorf("service %q: a string command needs /bin/sh: %w", svc.Name, err))
+			}
+		}
+		if svc.User == "" {
+			continue
+		}
+		cred, _, err := supervise.Credential("/", svc.User)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("service %q: field \"user\": %w", svc.Name, err))
+			continue
+		}
+		if uid := os.Getuid(); uid != 0 && cred.Uid != uint32(uid) {
+			errs = append(errs, fmt.Errorf("service %q: field \"user\": vigil runs as uid %d and cannot switch to %q", svc.Name, uid, svc.User))
+		}
+	}
+	return errs
+}
+
+// sources names where each setting's value came from: a flag, a variable,
+// the file, or the default.
+func sources(def, file, env, final config.Settings, vars map[string]string) map[string]string {
+	out := make(map[string]string)
+	t := reflect.TypeFor[config.Settings]()
+	for i := 0; i < t.NumField(); i++ {
+		name := "VIGIL_" + t.Field(i).Tag.Get("env")
+		field := func(s config.Settings) any { return reflect.ValueOf(s).Field(i).Interface() }
+		switch {
+		case !reflect.DeepEqual(field(final), field(env)):
+			out[name] = "flag"
+		case vars[name] != "":
+			out[name] = "environment"
+		case !reflect.DeepEqual(field(env), field(file)):
+			out[name] = "environment (TINI_*)"
+		case !reflect.DeepEqual(field(file), field(def)):
+			out[name] = "file"
+		default:
+			out[name] = "default"
+		}
+	}
+	return out
+}
+
+// joinErrors is errs as one error, nil when there are none.
+func joinErrors(errs []error) error { return errors.Join(errs...) }

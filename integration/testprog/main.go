@@ -53,6 +53,16 @@ func main() {
 				fail(err.Error())
 			}
 		}
+	case "env": // env FILE: write the environment to FILE, one variable a line
+		for _, kv := range os.Environ() {
+			appendLine(args[0], kv)
+		}
+	case "lines": // lines N TEXT: print N numbered lines to stdout and to stderr
+		n := atoi(args[0])
+		for i := 0; i < n; i++ {
+			fmt.Fprintf(os.Stdout, "%s out %d\n", args[1], i)
+			fmt.Fprintf(os.Stderr, "%s err %d\n", args[1], i)
+		}
 	case "readline": // readline FILE: copy one line of stdin to FILE
 		line, err := bufio.NewReader(os.Stdin).ReadString('\n')
 		if err != nil {
@@ -91,10 +101,15 @@ func record(file string, ignoreTerm bool) {
 	if ignoreTerm {
 		signal.Ignore(unix.SIGTERM)
 	}
-	appendLine(file, fmt.Sprintf("ready pid=%d ppid=%d", os.Getpid(), os.Getppid()))
+	// TAG lets several services record into one file, in arrival order.
+	tag := os.Getenv("TAG")
+	if tag != "" {
+		tag += " "
+	}
+	appendLine(file, fmt.Sprintf("%sready pid=%d ppid=%d", tag, os.Getpid(), os.Getppid()))
 	for s := range ch {
 		sig := s.(syscall.Signal)
-		appendLine(file, signals.Name(sig))
+		appendLine(file, tag+signals.Name(sig))
 		if sig == unix.SIGTERM && !ignoreTerm {
 			os.Exit(0)
 		}

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"reflect"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/vigil-init/vigil/reaper"
+	"github.com/vigil-init/vigil/supervise"
+)
+
+// runSupervisor is supervisor mode: every service of the config, plus the
+// main process when `-- CMD` is given.
+func runSupervisor(log *slog.Logger, rp *reaper.Reaper, sigs <-chan os.Signal, inv invocation, st setup, stderr *supervise.Output, onOrphan *func(), done chan struct{}) int {
+	s := st.settings
+	var term = -1
+	if len(inv.command) > 0 {
+		term = supervise.ForegroundTerminal()
+	}
+	sup, err := supervise.New(supervise.Options{
+		Log:             log,
+		Reaper:          rp,
+		Services:        st.services,
+		Main:            inv.command,
+		Terminal:        term,
+		ExitZero:        inv.flags.exitZero,
+		Env:             supervise.CleanEnv(os.Environ()),
+		Signals:         sigs,
+		Rewrite:         inv.flags.rewrite,
+		RespawnLimit:    s.RespawnLimit,
+		ShutdownTimeout: s.ShutdownTimeout,
+		Stdout:          supervise.NewOutput(os.Stdout),
+		Stderr:          stderr,
+	})
+	if err != nil {
+		log.Error("cannot supervise", "err", err)
+		return 70
+	}
+	*onOrphan = sup.OrphanReaped
+	go rp.Run(done)
+	log.Info("supervising", "services", len(st.services), "config", st.configPath)
+	return sup.Run()
+}
+
+// runCheck is `vigil check [-c FILE]`: the run verb's validation without
+// starting anything, then the effective settings and where each came from.
+func runCheck(args []string) int {
+	inv, err := parseArgs(args)
+	if err == nil && len(inv.command) > 0 {
+		err = usagef("check takes no command")
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "vigil check: %v\n", err)
+		return exitUsage
+	}
+	st, errs := load(os.Environ(), inv.flags)
+	if len(errs) > 0 {
+		fmt.Fprintf(os.Stderr, "vigil check: %d problem(s):\n%s", len(errs), indent(errs))
+		return exitConfig
+	}
+	printCheck(os.Stdout, st)
+	return 0
+}
+
+func printCheck(w io.Writer, st setup) {
+	cfg := st.configPath
+	if cfg == "" {
+		cfg = "(none)"
+	}
+	fmt.Fprintf(w, "config: %s\n", cfg)
+	fmt.Fprintf(w, "services: %d\n", len(st.services))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, svc := range st.services {
+		kind := svc.Restart
+		if svc.Oneshot {
+			kind = "oneshot, " + kind
+		}
+		deps := ""
+		if len(svc.DependsOn) > 0 {
+			deps = "after " + strings.Join(svc.DependsOn, ",")
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%q\n", svc.Name, kind, deps, svc.Argv)
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "settings:")
+	v := reflect.ValueOf(st.settings)
+	t := v.Type()
+	var names []string
+	values := map[string]string{}
+	for i := 0; i < t.NumField(); i++ {
+		name := "VIGIL_" + t.Field(i).Tag.Get("env")
+		names = append(names, name)
+		values[name] = fmt.Sprint(v.Field(i).Interface())
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		val := values[n]
+		if val == "" {
+			val = "-"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", n, val, st.source[n])
+	}
+	tw.Flush()
+}

@@ -1,0 +1,256 @@
+package supervise
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"testing/iotest"
+)
+
+func TestPump(t *testing.T) {
+	long := strings.Repeat("x", 200<<10)
+	var longWant strings.Builder
+	for s := long; s != ""; {
+		n := min(len(s), MaxLine)
+		longWant.WriteString("web | " + s[:n] + "\n")
+		s = s[n:]
+	}
+	exact := strings.Repeat("y", MaxLine)
+	tests := []struct {
+		name, in, want string
+	}{
+		{"empty input", "", ""},
+		{"prefixing", "a\nbb\nccc\n", "web | a\nweb | bb\nweb | ccc\n"},
+		{"empty lines", "\n\na\n\n", "web | \nweb | \nweb | a\nweb | \n"},
+		{"CRLF kept", "a\r\nb\r\n", "web | a\r\nweb | b\r\n"},
+		{"lone CR is not a line end", "a\rb\n", "web | a\rb\n"},
+		{"last line without newline", "a\nb", "web | a\nweb | b\n"},
+		{"only a partial line", "abc", "web | abc\n"},
+		{"binary bytes kept", "\x00\xff\t|\n", "web | \x00\xff\t|\n"},
+		{"200 KiB line split into prefixed chunks", long + "\n", longWant.String()},
+		{"200 KiB line without newline", long, longWant.String()},
+		{"line of exactly MaxLine gives no empty line", exact + "\nz\n", "web | " + exact + "\nweb | z\n"},
+		{"MaxLine without newline at EOF", exact, "web | " + exact + "\n"},
+		{"MaxLine+1", exact + "z\n", "web | " + exact + "\nweb | z\n"},
+		{"long line after short ones", "a\n" + exact + exact + "\nb\n",
+			"web | a\nweb | " + exact + "\nweb | " + exact + "\nweb | b\n"},
+		{"empty line after a split line is kept", exact + "\n\n", "web | " + exact + "\nweb | \n"},
+		// These two make a chunk or the last line end right at the buffer's end.
+		{"chunk at the end of the buffer", "\n" + exact + "\n", "web | \nweb | " + exact + "\n"},
+		{"last line at the end of the buffer", "\n\n" + exact[1:], "web | \nweb | \nweb | " + exact[1:] + "\n"},
+	}
+	readers := []struct {
+		name string
+		wrap func(io.Reader) io.Reader
+	}{
+		{"whole", func(r io.Reader) io.Reader { return r }},
+		{"one byte", iotest.OneByteReader},
+		{"half", iotest.HalfReader},
+		{"data with EOF", iotest.DataErrReader},
+	}
+	for _, tt := range tests {
+		for _, rd := range readers {
+			t.Run(tt.name+"/"+rd.name, func(t *testing.T) {
+				w := &lineWriter{}
+				if err := NewOutput(w).Pump("web", rd.wrap(strings.NewReader(tt.in))); err != nil {
+					t.Fatalf("Pump: %v", err)
+				}
+				if got := w.buf.String(); got != tt.want {
+					t.Errorf("got %s, want %s", abbrev(got), abbrev(tt.want))
+				}
+				if w.bad != "" {
+					t.Error(w.bad)
+				}
+			})
+		}
+	}
+}
+
+// abbrev shortens long outputs in failure messages.
+func abbrev(s string) string {
+	if len(s) > 200 {
+		return fmt.Sprintf("%q...(%d bytes)", s[:200], len(s))
+	}
+	return fmt.Sprintf("%q", s)
+}
+
+// lineWriter records what it is given and checks that every Write is exactly
+// one whole line: it ends in its only newline and starts with a prefix.
+type lineWriter struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	calls int
+	bad   string
+}
+
+func (w *lineWriter) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.calls++
+	if w.bad == "" {
+		if i := bytes.IndexByte(b, '\n'); i != len(b)-1 {
+			w.bad = fmt.Sprintf("write %d is not one whole line: %s", w.calls, abbrev(string(b)))
+		} else if !bytes.Contains(b, []byte(" | ")) {
+			w.bad = fmt.Sprintf("write %d has no prefix: %s", w.calls, abbrev(string(b)))
+		}
+	}
+	w.buf.Write(b)
+	return len(b), nil
+}
+
+func TestPumpConcurrent(t *testing.T) {
+	const pumps, lines = 8, 10000
+	w := &lineWriter{}
+	out := NewOutput(w)
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*pumps)
+	for i := range pumps {
+		name := fmt.Sprintf("svc%d", i)
+		pr, pw := io.Pipe()
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			errs <- out.Pump(name, pr)
+		}()
+		go func() {
+			defer wg.Done()
+			// Write in pieces that cut lines anywhere, sizes varying with i.
+			var all bytes.Buffer
+			for n := range lines {
+				fmt.Fprintf(&all, "%s line %d %s\n", name, n, strings.Repeat("z", n%97))
+			}
+			b := all.Bytes()
+			for step := 1 + i*37; len(b) > 0; step = step*7%4093 + 1 {
+				k := min(step, len(b))
+				if _, err := pw.Write(b[:k]); err != nil {
+					errs <- err
+					return
+				}
+				b = b[k:]
+			}
+			pw.Close()
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if w.bad != "" {
+		t.Fatal(w.bad)
+	}
+	if w.calls != pumps*lines {
+		t.Errorf("%d writes, want %d", w.calls, pumps*lines)
+	}
+	next := make(map[string]int)
+	for l := range strings.Lines(w.buf.String()) {
+		name, rest, ok := strings.Cut(l, " | ")
+		if !ok {
+			t.Fatalf("line without prefix: %q", l)
+		}
+		n := next[name]
+		want := fmt.Sprintf("%s line %d %s\n", name, n, strings.Repeat("z", n%97))
+		if rest != want {
+			t.Fatalf("%s: got %q, want %q", name, rest, want)
+		}
+		next[name] = n + 1
+	}
+	for i := range pumps {
+		if name := fmt.Sprintf("svc%d", i); next[name] != lines {
+			t.Errorf("%s: %d lines, want %d", name, next[name], lines)
+		}
+	}
+}
+
+type failWriter struct {
+	err   error
+	calls int
+}
+
+func (w *failWriter) Write(b []byte) (int, error) {
+	w.calls++
+	return 0, w.err
+}
+
+func TestPumpFailingWriter(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		err       error
+		wantCalls int
+	}{
+		// EPIPE is for good: only the first line is tried.
+		{"EPIPE", syscall.EPIPE, 1},
+		// Anything else (a full disk, say) may pass: every line is tried.
+		{"ENOSPC", syscall.ENOSPC, 1000},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := &failWriter{err: tt.err}
+			pr, pw := io.Pipe()
+			done := make(chan error, 1)
+			go func() { done <- NewOutput(w).Pump("web", pr) }()
+			// The service must be able to write all of its output: Pump keeps
+			// draining although nothing can be written.
+			line := strings.Repeat("a", 999) + "\n"
+			for range 1000 {
+				if _, err := io.WriteString(pw, line); err != nil {
+					t.Fatal(err)
+				}
+			}
+			pw.Close()
+			err := <-done
+			if !errors.Is(err, tt.err) {
+				t.Errorf("Pump returned %v, want %v", err, tt.err)
+			}
+			if w.calls != tt.wantCalls {
+				t.Errorf("%d writes, want %d", w.calls, tt.wantCalls)
+			}
+		})
+	}
+}
+
+func TestPumpReadError(t *testing.T) {
+	boom := errors.New("boom")
+	w := &lineWriter{}
+	r := io.MultiReader(strings.NewReader("a\nb"), iotest.ErrReader(boom))
+	if err := NewOutput(w).Pump("web", r); !errors.Is(err, boom) {
+		t.Errorf("Pump returned %v, want %v", err, boom)
+	}
+	if got, want := w.buf.String(), "web | a\nweb | b\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+func TestPumpAllocations(t *testing.T) {
+	in := strings.Repeat("some log line of a service\n", 10000)
+	out := NewOutput(io.Discard)
+	allocs := testing.AllocsPerRun(10, func() {
+		out.Pump("web", strings.NewReader(in))
+	})
+	// The buffer and its growth, not one per line.
+	if allocs > 10 {
+		t.Errorf("%v allocations for 10000 lines", allocs)
+	}
+}
+
+func BenchmarkPump(b *testing.B) {
+	var in bytes.Buffer
+	for i := 0; in.Len() < 1<<20; i++ {
+		fmt.Fprintf(&in, "%d a typical log line of a service, %s\n", i, strings.Repeat("-", i%60))
+	}
+	data := in.Bytes()
+	out := NewOutput(io.Discard)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := out.Pump("web", bytes.NewReader(data)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

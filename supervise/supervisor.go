@@ -1,0 +1,705 @@
+package supervise
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"syscall"
+	"time"
+
+	"github.com/vigil-init/vigil/config"
+	"github.com/vigil-init/vigil/reaper"
+	"github.com/vigil-init/vigil/signals"
+	"golang.org/x/sys/unix"
+)
+
+// State is where a service is in its life; the words are the interface of
+// `vigil status` (SPEC section 7).
+type State string
+
+const (
+	Starting State = "starting" // waiting for dependencies, a respawn token or the spawn
+	Running  State = "running"  // started, readiness check pending
+	Ready    State = "ready"    // ready (no check: once spawned)
+	Backoff  State = "backoff"  // waiting to restart
+	Stopping State = "stopping"
+	Stopped  State = "stopped" // by request
+	Exited   State = "exited"  // finished for good without failure
+	GivenUp  State = "given-up"
+	Blocked  State = "blocked" // a dependency failed for good
+)
+
+// Options configure a Supervisor.
+type Options struct {
+	Log      *slog.Logger
+	Reaper   *reaper.Reaper
+	Services []config.Service
+	// Main is the argv of `-- CMD`, run as the critical service "main" that
+	// keeps the terminal (Terminal >= 0) and vigil's stdin; nil if none.
+	Main     []string
+	Terminal int
+	ExitZero []int // main statuses that count as success (-e)
+	// Env is the environment every service starts from.
+	Env             []string
+	Signals         <-chan os.Signal
+	Rewrite         signals.Rewrite
+	RespawnLimit    config.RespawnLimit
+	ShutdownTimeout time.Duration
+	Stdout, Stderr  *Output // where prefixed services' lines go
+	Root            string  // where /etc/passwd and /etc/group are looked up; "/" if empty
+}
+
+// Supervisor runs services. Every field below is owned by the goroutine in
+// Run; other goroutines (exit watchers, timers, readiness checks) hand work
+// to it as closures on events.
+type Supervisor struct {
+	o        Options
+	log      *slog.Logger
+	order    []*service // config order; main first
+	byName   map[string]*service
+	main     *service
+	events   chan func()
+	orphaned chan struct{} // an orphan was reaped: a group may now be empty
+	limiter  *bucket
+	devnull  *os.File
+
+	shuttingDown bool
+	deadline     *time.Timer
+	gone         <-chan struct{} // set once every service is down
+	done         bool
+	exitCode     int
+	exitFixed    bool
+}
+
+// service is one service's runtime record.
+type service struct {
+	config.Service
+	isMain bool
+	deps   []*service // what it depends on
+	users  []*service // what depends on it
+
+	state    State
+	pid      int // the running leader, 0 if none
+	pgid     int // the last group it led; may outlive the leader
+	run      int // counts spawns; stale events carry an old value
+	started  time.Time
+	retries  int // consecutive failed runs
+	restarts int // within this start of vigil
+	lastExit *int
+	want     bool // should be running (false after `stop`)
+	stopping bool // vigil signalled it to stop; its exit is not judged
+	failRun  bool // this run failed its readiness timeout
+	blockLog bool // "blocked" was logged
+
+	timer    *time.Timer // pending start, backoff, readiness timeout or kill
+	timerGen int
+	cancel   context.CancelFunc // readiness check of this run
+	notify   *os.File           // read end of the notify_fd pipe until the check takes it
+}
+
+// New prepares a supervisor; nothing starts before Run.
+func New(o Options) (*Supervisor, error) {
+	if o.Root == "" {
+		o.Root = "/"
+	}
+	devnull, err := os.Open(os.DevNull)
+	if err != nil {
+		return nil, fmt.Errorf("open %s for services' stdin: %w", os.DevNull, err)
+	}
+	s := &Supervisor{
+		o:        o,
+		log:      o.Log,
+		byName:   make(map[string]*service),
+		events:   make(chan func(), 64),
+		orphaned: make(chan struct{}, 1),
+		limiter:  newBucket(o.RespawnLimit, time.Now()),
+		devnull:  devnull,
+	}
+	if o.Main != nil {
+		s.main = &service{isMain: true, Service: config.Service{
+			Name: config.MainName, Argv: o.Main, Restart: config.RestartNever,
+			Critical: true, StopSignal: unix.SIGTERM, StopTimeout: o.ShutdownTimeout,
+			Log: config.LogInherit, MaxRetries: 0,
+		}}
+		s.add(s.main)
+	}
+	for _, c := range o.Services {
+		s.add(&service{Service: c})
+	}
+	for _, svc := range s.order {
+		for _, name := range svc.DependsOn {
+			if d := s.byName[name]; d != nil {
+				svc.deps = append(svc.deps, d)
+				d.users = append(d.users, svc)
+			}
+		}
+	}
+	return s, nil
+}
+
+func (s *Supervisor) add(svc *service) {
+	svc.state = Starting
+	svc.want = true
+	s.order = append(s.order, svc)
+	s.byName[svc.Name] = svc
+}
+
+// OrphanReaped tells the supervisor an orphan was reaped, so a process group
+// it waits on may be empty now. Safe from any goroutine; never blocks.
+func (s *Supervisor) OrphanReaped() {
+	select {
+	case s.orphaned <- struct{}{}:
+	default:
+	}
+}
+
+// Run starts every service and supervises them until shutdown is complete,
+// then returns vigil's exit status.
+func (s *Supervisor) Run() int {
+	defer s.devnull.Close()
+	for _, svc := range s.order {
+		s.tryStart(svc)
+	}
+	for !s.done {
+		select {
+		case sig := <-s.o.Signals:
+			s.onSignal(sig.(syscall.Signal))
+		case f := <-s.events:
+			f()
+		case <-s.orphaned:
+			s.checkGroups()
+		case <-s.gone:
+			s.done = true
+		}
+	}
+	if s.deadline != nil {
+		s.deadline.Stop()
+	}
+	return s.exitCode
+}
+
+// post runs f on the supervisor's goroutine. Never call it from there.
+func (s *Supervisor) post(f func()) { s.events <- f }
+
+// after runs f on the supervisor's goroutine after d, unless the service's
+// timer is replaced or cancelled first.
+func (s *Supervisor) after(svc *service, d time.Duration, f func()) {
+	s.cancelTimer(svc)
+	gen := svc.timerGen
+	svc.timer = time.AfterFunc(d, func() {
+		s.post(func() {
+			if svc.timerGen == gen {
+				svc.timer = nil
+				f()
+			}
+		})
+	})
+}
+
+func (s *Supervisor) cancelTimer(svc *service) {
+	svc.timerGen++
+	if svc.timer != nil {
+		svc.timer.Stop()
+		svc.timer = nil
+	}
+}
+
+// onSignal applies SPEC section 5's supervisor column.
+func (s *Supervisor) onSignal(sig syscall.Signal) {
+	switch sig {
+	case unix.SIGTERM, unix.SIGINT, unix.SIGQUIT, unix.SIGPWR:
+		if s.shuttingDown {
+			if sig == unix.SIGTERM || sig == unix.SIGINT {
+				s.log.Warn("second stop signal: killing everything now", "signal", signals.Name(sig))
+				s.killEverything()
+			}
+			return
+		}
+		s.shutdown("received " + signals.Name(sig))
+		return
+	}
+	if !signals.Forwardable(sig) {
+		return
+	}
+	to, ok := s.o.Rewrite.Apply(sig)
+	if !ok {
+		return
+	}
+	if s.main != nil {
+		s.signalGroup(s.main, to)
+		return
+	}
+	if sig == unix.SIGWINCH || sig == unix.SIGTSTP {
+		return // the terminal's business, and only main has one
+	}
+	for _, svc := range s.order {
+		s.signalGroup(svc, to)
+	}
+}
+
+func (s *Supervisor) signalGroup(svc *service, sig syscall.Signal) {
+	if svc.pgid == 0 {
+		return
+	}
+	if err := unix.Kill(-svc.pgid, sig); err == nil {
+		s.log.Debug("forwarded signal", "service", svc.Name, "signal", signals.Name(sig))
+	}
+}
+
+// ready reports whether dependents of svc may start.
+func (svc *service) ready() bool {
+	return svc.state == Ready || (svc.Oneshot && svc.state == Exited)
+}
+
+// failedForGood reports whether svc will not run again by itself.
+func (svc *service) failedForGood() bool {
+	return svc.state == GivenUp || svc.state == Blocked
+}
+
+// alive reports whether the service's leader or any of its group still runs.
+func (svc *service) alive() bool {
+	if svc.pid != 0 {
+		return true
+	}
+	if svc.pgid == 0 {
+		return false
+	}
+	err := unix.Kill(-svc.pgid, 0)
+	return err == nil || errors.Is(err, unix.EPERM)
+}
+
+// tryStart starts svc if it is wanted, not running, and its dependencies are
+// ready. A dependency that failed for good blocks it.
+func (s *Supervisor) tryStart(svc *service) {
+	if s.shuttingDown || !svc.want || svc.pid != 0 || svc.state == Backoff || svc.timer != nil {
+		return
+	}
+	for _, d := range svc.deps {
+		if d.failedForGood() {
+			s.block(svc, d)
+			return
+		}
+	}
+	for _, d := range svc.deps {
+		if !d.ready() {
+			svc.state = Starting
+			return
+		}
+	}
+	s.spawn(svc)
+}
+
+// block marks svc (not running) and its waiting dependents blocked.
+func (s *Supervisor) block(svc *service, by *service) {
+	if svc.pid != 0 || svc.state == Blocked {
+		return
+	}
+	svc.state = Blocked
+	if !svc.blockLog {
+		svc.blockLog = true
+		s.log.Error("blocked: a dependency failed for good", "service", svc.Name, "dependency", by.Name, "dependency_state", string(by.state))
+	}
+	for _, u := range svc.users {
+		s.block(u, svc)
+	}
+	s.maybeAllDone()
+}
+
+// spawn starts one run of svc.
+func (s *Supervisor) spawn(svc *service) {
+	svc.run++
+	svc.failRun = false
+	cmd, closeAfter, pumps, err := s.command(svc)
+	var pid int
+	var exits <-chan reaper.Exit
+	if err == nil {
+		pid, exits, err = Start(s.o.Reaper, cmd)
+	}
+	for _, f := range closeAfter {
+		f.Close()
+	}
+	svc.started = time.Now()
+	if err != nil {
+		for _, p := range pumps {
+			p.r.Close()
+		}
+		code := ExitCode(err)
+		s.log.Error("cannot start", "service", svc.Name, "status", code, "err", err)
+		svc.lastExit = &code
+		s.judge(svc, code, 0)
+		return
+	}
+	for _, p := range pumps {
+		go func() {
+			p.out.Pump(svc.Name, p.r)
+			p.r.Close()
+		}()
+	}
+	svc.pid, svc.pgid = pid, pid
+	svc.state = Running
+	s.log.Info("started", "service", svc.Name, "pid", pid)
+	run := svc.run
+	go func() {
+		e := <-exits
+		s.post(func() { s.exited(svc, run, e) })
+	}()
+	switch {
+	case svc.Ready != nil:
+		s.watchReady(svc, cmd.Env)
+	case !svc.Oneshot:
+		s.becomeReady(svc)
+	}
+}
+
+// pump is one prefixed output pipe of a service.
+type pump struct {
+	r   *os.File
+	out *Output
+}
+
+// command builds how svc is started. closeAfter are vigil's copies of the
+// child's pipe ends, closed once the child has them.
+func (s *Supervisor) command(svc *service) (Command, []*os.File, []pump, error) {
+	c := Command{Argv: svc.Argv, Dir: svc.Dir, Terminal: -1}
+	env := slices.Clone(s.o.Env)
+	if svc.User != "" {
+		cred, home, err := Credential(s.o.Root, svc.User)
+		if err != nil {
+			return c, nil, nil, &StartError{Argv0: svc.Argv[0], Code: 126, Err: err}
+		}
+		c.Credential = cred
+		env = append(env, "HOME="+home)
+	}
+	c.Env = append(env, svc.Env...)
+	if svc.isMain {
+		c.Terminal = s.o.Terminal
+		return c, nil, nil, nil // vigil's own stdin, stdout and stderr
+	}
+	c.Session = true
+	c.Files = []uintptr{s.devnull.Fd(), 1, 2}
+	var closeAfter []*os.File
+	var pumps []pump
+	if svc.Log == config.LogPrefix {
+		for i, out := range []*Output{s.o.Stdout, s.o.Stderr} {
+			r, w, err := os.Pipe()
+			if err != nil {
+				for _, f := range closeAfter {
+					f.Close()
+				}
+				for _, p := range pumps {
+					p.r.Close()
+				}
+				return c, nil, nil, fmt.Errorf("output pipe: %w", err)
+			}
+			c.Files[1+i] = w.Fd()
+			closeAfter = append(closeAfter, w)
+			pumps = append(pumps, pump{r: r, out: out})
+		}
+	}
+	if svc.Ready != nil && svc.Ready.NotifyFD > 0 {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return c, closeAfter, pumps, fmt.Errorf("notify pipe: %w", err)
+		}
+		for len(c.Files) <= svc.Ready.NotifyFD {
+			c.Files = append(c.Files, ^uintptr(0)) // closed in the child
+		}
+		c.Files[svc.Ready.NotifyFD] = w.Fd()
+		closeAfter = append(closeAfter, w)
+		svc.notify = r
+	}
+	return c, closeAfter, pumps, nil
+}
+
+// becomeReady marks svc ready and starts what waited for it.
+func (s *Supervisor) becomeReady(svc *service) {
+	svc.state = Ready
+	if svc.Ready != nil {
+		s.log.Info("ready", "service", svc.Name, "pid", svc.pid)
+	}
+	s.startUsers(svc)
+}
+
+func (s *Supervisor) startUsers(svc *service) {
+	for _, u := range svc.users {
+		s.tryStart(u)
+	}
+}
+
+// exited handles the end of a run.
+func (s *Supervisor) exited(svc *service, run int, e reaper.Exit) {
+	if run != svc.run {
+		return
+	}
+	code := e.Code()
+	ran := time.Since(svc.started)
+	svc.pid = 0
+	svc.lastExit = &code
+	s.stopReadyCheck(svc)
+	s.log.Info("exited", "service", svc.Name, "pid", e.Pid, "status", code, "ran", ran.Round(time.Millisecond))
+	if svc.isMain {
+		s.mainExited(code)
+	}
+	if svc.stopping || s.shuttingDown {
+		s.checkGroups()
+		return
+	}
+	s.judge(svc, code, ran)
+}
+
+// mainExited ends the run with the main process's status.
+func (s *Supervisor) mainExited(code int) {
+	if slices.Contains(s.o.ExitZero, code) {
+		code = 0
+	}
+	if !s.exitFixed {
+		s.exitCode, s.exitFixed = code, true
+	}
+	if s.o.Terminal >= 0 {
+		if err := ReclaimTerminal(s.o.Terminal); err != nil {
+			s.log.Debug("cannot take the terminal back", "err", err)
+		}
+	}
+	s.shutdown("main exited")
+}
+
+// judge applies the restart policy to a run that ended by itself
+// (SPEC section 4: failed runs, max_retries, backoff, stable_after).
+func (s *Supervisor) judge(svc *service, code int, ran time.Duration) {
+	success := code == 0 && !svc.failRun
+	stable := ran >= svc.StableAfter && !svc.failRun && svc.StableAfter > 0
+	if svc.Oneshot && success {
+		svc.retries = 0
+		svc.state = Exited
+		s.startUsers(svc)
+		s.maybeAllDone()
+		return
+	}
+	if svc.Restart == config.RestartNever || (svc.Restart == config.RestartOnFailure && success) {
+		if success {
+			svc.retries = 0
+			svc.state = Exited
+		} else {
+			svc.state = GivenUp
+			s.log.Warn("will not restart", "service", svc.Name, "restart", svc.Restart, "status", code)
+		}
+		s.endedForGood(svc, code)
+		return
+	}
+	var delay time.Duration
+	if stable {
+		svc.retries = 0
+	} else {
+		svc.retries++
+		if svc.MaxRetries >= 0 && svc.retries > svc.MaxRetries {
+			svc.state = GivenUp
+			s.log.Error("given up", "service", svc.Name, "runs", svc.retries, "status", code)
+			s.endedForGood(svc, code)
+			return
+		}
+		delay = restartDelay(svc.Backoff, svc.retries, jitter())
+	}
+	svc.state = Backoff
+	attempt := fmt.Sprintf("%d of %d", svc.retries, svc.MaxRetries)
+	if svc.MaxRetries < 0 {
+		attempt = fmt.Sprintf("%d of unlimited", svc.retries)
+	}
+	s.log.Info("restart scheduled", "service", svc.Name, "delay", delay.Round(time.Millisecond), "attempt", attempt)
+	s.after(svc, delay, func() { s.restart(svc) })
+}
+
+// restart spawns svc again once the global respawn limit allows.
+func (s *Supervisor) restart(svc *service) {
+	if wait := s.limiter.Reserve(time.Now()); wait > 0 {
+		svc.state = Starting
+		s.log.Info("respawn limit reached: restart delayed", "service", svc.Name, "wait", wait.Round(time.Millisecond))
+		s.after(svc, wait, func() { s.respawn(svc) })
+		return
+	}
+	s.respawn(svc)
+}
+
+func (s *Supervisor) respawn(svc *service) {
+	if s.shuttingDown || !svc.want {
+		return
+	}
+	svc.restarts++
+	s.spawn(svc)
+}
+
+// endedForGood handles a service that will not run again by itself: its
+// waiting dependents are blocked, and a critical one ends the run.
+func (s *Supervisor) endedForGood(svc *service, code int) {
+	if svc.state == GivenUp {
+		for _, u := range svc.users {
+			s.block(u, svc)
+		}
+	}
+	if svc.Critical && !svc.isMain {
+		status := code
+		if status == 0 && svc.state == GivenUp {
+			status = 1
+		}
+		if !s.exitFixed {
+			s.exitCode, s.exitFixed = status, true
+		}
+		s.shutdown("critical service " + svc.Name + " ended")
+		return
+	}
+	s.maybeAllDone()
+}
+
+// maybeAllDone ends a run without main once every service has finished for
+// good without failure. Given-up services keep vigil up for `vigil start`.
+func (s *Supervisor) maybeAllDone() {
+	if s.main != nil || s.shuttingDown {
+		return
+	}
+	for _, svc := range s.order {
+		if svc.state != Exited {
+			return
+		}
+	}
+	s.shutdown("every service has finished")
+}
+
+// shutdown starts the graceful stop (SPEC section 5): pending starts are
+// cancelled, services stop in reverse dependency order, independent ones in
+// parallel, all inside the shutdown deadline.
+//
+// vigil's status is fixed by whoever ended the run first (a critical
+// service, or main's exit); a requested shutdown leaves it at 0, or at
+// main's status once main has exited.
+func (s *Supervisor) shutdown(reason string) {
+	if s.shuttingDown {
+		return
+	}
+	s.shuttingDown = true
+	s.log.Info("shutting down", "reason", reason, "timeout", s.o.ShutdownTimeout)
+	s.deadline = time.AfterFunc(s.o.ShutdownTimeout, func() {
+		s.post(func() {
+			if !s.done {
+				s.log.Warn("shutdown deadline reached: killing everything", "timeout", s.o.ShutdownTimeout)
+				s.killEverything()
+			}
+		})
+	})
+	for _, svc := range s.order {
+		s.cancelTimer(svc)
+		s.stopReadyCheck(svc)
+		if svc.pid == 0 && (svc.state == Starting || svc.state == Backoff) {
+			svc.state = Stopped
+		}
+	}
+	s.stopNext()
+}
+
+// stopNext sends the stop signal to every live service none of whose users
+// is still alive (main counts as a user of every service), and enters the
+// final phase once all are down.
+func (s *Supervisor) stopNext() {
+	anyAlive := false
+	for _, svc := range s.order {
+		if !svc.alive() {
+			continue
+		}
+		anyAlive = true
+		if svc.stopping {
+			continue
+		}
+		if s.usersAlive(svc) {
+			continue
+		}
+		s.stop(svc)
+	}
+	if !anyAlive && s.gone == nil {
+		s.finalPhase()
+	}
+}
+
+func (s *Supervisor) usersAlive(svc *service) bool {
+	if !svc.isMain && s.main != nil && s.main.alive() {
+		return true
+	}
+	for _, u := range svc.users {
+		if u.alive() {
+			return true
+		}
+	}
+	return false
+}
+
+// stop signals svc's group with its stop signal (and SIGCONT, so a stopped
+// service can act on it), then SIGKILL after stop_timeout.
+func (s *Supervisor) stop(svc *service) {
+	svc.stopping = true
+	svc.state = Stopping
+	s.log.Info("stopping", "service", svc.Name, "pid", svc.pid, "signal", signals.Name(svc.StopSignal))
+	s.signalStop(svc)
+}
+
+// signalStop sends the stop signal and SIGCONT to svc's group, then SIGKILL
+// after stop_timeout if any of it is still alive.
+func (s *Supervisor) signalStop(svc *service) {
+	unix.Kill(-svc.pgid, svc.StopSignal)
+	unix.Kill(-svc.pgid, unix.SIGCONT)
+	s.after(svc, svc.StopTimeout, func() {
+		if svc.alive() {
+			s.log.Warn("stop timeout: killing the group", "service", svc.Name, "timeout", svc.StopTimeout)
+			unix.Kill(-svc.pgid, unix.SIGKILL)
+		}
+	})
+}
+
+// checkGroups notices stopping services whose whole group is gone.
+func (s *Supervisor) checkGroups() {
+	for _, svc := range s.order {
+		if svc.stopping && !svc.alive() {
+			svc.stopping = false
+			s.cancelTimer(svc)
+			svc.state = Stopped
+			s.log.Info("stopped", "service", svc.Name)
+		}
+	}
+	if s.shuttingDown {
+		s.stopNext()
+	}
+}
+
+// finalPhase runs once every service is down: processes that escaped their
+// group (setsid) get SIGTERM; vigil exits when no child is left.
+func (s *Supervisor) finalPhase() {
+	s.gone = s.o.Reaper.NoChildren()
+	if SignalAll(unix.SIGTERM) {
+		SignalAll(unix.SIGCONT)
+		s.log.Info("sent SIGTERM to processes outside the services' groups")
+	}
+}
+
+// killEverything is the deadline: SIGKILL to every group and process left.
+func (s *Supervisor) killEverything() {
+	for _, svc := range s.order {
+		if svc.alive() {
+			unix.Kill(-svc.pgid, unix.SIGKILL)
+		}
+	}
+	SignalAll(unix.SIGKILL)
+	if s.gone == nil {
+		s.gone = s.o.Reaper.NoChildren()
+	}
+	// A process in uninterruptible sleep must not hold the container for ever.
+	time.AfterFunc(killGrace, func() {
+		s.post(func() {
+			if !s.done {
+				s.log.Error("processes survived SIGKILL; exiting anyway", "waited", killGrace)
+				s.done = true
+			}
+		})
+	})
+}
+
+// killGrace bounds the wait after SIGKILL.
+const killGrace = 5 * time.Second
