@@ -404,34 +404,66 @@ func (p *jparser) hex4() (rune, bool) {
 	return rune(v), true
 }
 
-// lineIndex turns byte offsets into 1-based line:column. Columns count
-// characters (UTF-8 sequences; a stray byte counts as one), a tab as one.
+// lineIndex turns byte offsets into 1-based line:column in O(log n): columns
+// count characters (UTF-8 sequences; a tab is one), computed from character
+// counts kept at every blockSize bytes, so that many problems on one long
+// line cost no more than a few on a short one.
 type lineIndex struct {
 	data   []byte
 	starts []int // byte offset of each line's first byte
+	blocks []int // blocks[k]: characters in data[:k*blockSize]
 }
+
+const blockSize = 64
 
 func newLineIndex(data []byte) lineIndex {
 	starts := []int{0}
 	if len(data) >= 3 && data[0] == 0xEF && data[1] == 0xBB && data[2] == 0xBF {
 		starts[0] = 3 // a byte order mark takes no column
 	}
+	blocks := make([]int, len(data)/blockSize+1)
+	n := 0
 	for i, c := range data {
+		if i%blockSize == 0 {
+			blocks[i/blockSize] = n
+		}
 		if c == '\n' {
 			starts = append(starts, i+1)
 		}
+		if isCharStart(c) {
+			n++
+		}
 	}
-	return lineIndex{data: data, starts: starts}
+	if len(data)%blockSize == 0 {
+		blocks[len(data)/blockSize] = n
+	}
+	return lineIndex{data: data, starts: starts, blocks: blocks}
+}
+
+// isCharStart reports whether c starts a character: any byte but a UTF-8
+// continuation byte. (A stray continuation byte, only possible in a document
+// that is not UTF-8, then takes no column.)
+func isCharStart(c byte) bool { return c&0xC0 != 0x80 }
+
+// chars counts the characters in data[:off].
+func (l lineIndex) chars(off int) int {
+	k := off / blockSize
+	n := l.blocks[k]
+	for _, c := range l.data[k*blockSize : off] {
+		if isCharStart(c) {
+			n++
+		}
+	}
+	return n
 }
 
 func (l lineIndex) pos(off int) Pos {
-	if off < l.starts[0] {
-		off = l.starts[0]
-	}
 	if off > len(l.data) {
 		off = len(l.data)
 	}
+	if off < l.starts[0] {
+		off = l.starts[0]
+	}
 	line := sort.Search(len(l.starts), func(i int) bool { return l.starts[i] > off }) - 1
-	col := utf8.RuneCount(l.data[l.starts[line]:off]) + 1
-	return Pos{Line: line + 1, Col: col}
+	return Pos{Line: line + 1, Col: l.chars(off) - l.chars(l.starts[line]) + 1}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"sync"
 	"syscall"
 	"time"
 
@@ -70,6 +71,9 @@ type Supervisor struct {
 	deadline     *time.Timer
 	gone         <-chan struct{} // set once every service is down
 	done         bool
+	quit         chan struct{} // closed when Run returns
+	pumps        sync.WaitGroup
+	watchers     []*watcher
 	exitCode     int
 	exitFixed    bool
 }
@@ -92,6 +96,7 @@ type service struct {
 	want     bool // should be running (false after `stop`)
 	stopping bool // vigil signalled it to stop; its exit is not judged
 	failRun  bool // this run failed its readiness timeout
+	removed  bool // dropped by a reload; deleted once down
 	blockLog bool // "blocked" was logged
 
 	timer    *time.Timer // pending start, backoff, readiness timeout or kill
@@ -117,6 +122,7 @@ func New(o Options) (*Supervisor, error) {
 		orphaned: make(chan struct{}, 1),
 		limiter:  newBucket(o.RespawnLimit, time.Now()),
 		devnull:  devnull,
+		quit:     make(chan struct{}),
 	}
 	if o.Main != nil {
 		s.main = &service{isMain: true, Service: config.Service{
@@ -129,14 +135,7 @@ func New(o Options) (*Supervisor, error) {
 	for _, c := range o.Services {
 		s.add(&service{Service: c})
 	}
-	for _, svc := range s.order {
-		for _, name := range svc.DependsOn {
-			if d := s.byName[name]; d != nil {
-				svc.deps = append(svc.deps, d)
-				d.users = append(d.users, svc)
-			}
-		}
-	}
+	s.link()
 	return s, nil
 }
 
@@ -160,6 +159,7 @@ func (s *Supervisor) OrphanReaped() {
 // then returns vigil's exit status.
 func (s *Supervisor) Run() int {
 	defer s.devnull.Close()
+	defer close(s.quit)
 	for _, svc := range s.order {
 		s.tryStart(svc)
 	}
@@ -174,11 +174,29 @@ func (s *Supervisor) Run() int {
 		case <-s.gone:
 			s.done = true
 		}
+		s.checkWatchers()
 	}
 	if s.deadline != nil {
 		s.deadline.Stop()
 	}
+	s.drainOutput()
 	return s.exitCode
+}
+
+// drainOutput waits for the prefixed output still in the pipes to be
+// written out: every writer is gone, so each pump is at most a read from its
+// EOF. The bound covers a descriptor passed to a process outside vigil.
+func (s *Supervisor) drainOutput() {
+	drained := make(chan struct{})
+	go func() {
+		s.pumps.Wait()
+		close(drained)
+	}()
+	select {
+	case <-drained:
+	case <-time.After(2 * time.Second):
+		s.log.Warn("service output still open after every process ended; not waiting for it")
+	}
 }
 
 // post runs f on the supervisor's goroutine. Never call it from there.
@@ -333,10 +351,10 @@ func (s *Supervisor) spawn(svc *service) {
 		return
 	}
 	for _, p := range pumps {
-		go func() {
+		s.pumps.Go(func() {
 			p.out.Pump(svc.Name, p.r)
 			p.r.Close()
-		}()
+		})
 	}
 	svc.pid, svc.pgid = pid, pid
 	svc.state = Running

@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"strings"
 
+	"github.com/vigil-init/vigil/control"
 	"github.com/vigil-init/vigil/reaper"
 	"github.com/vigil-init/vigil/signals"
 	"github.com/vigil-init/vigil/supervise"
@@ -27,9 +28,8 @@ const handoffVersion = 1
 
 // Exit statuses of vigil's own failures (sysexits.h where one fits).
 const (
-	exitUsage    = 2
-	exitConfig   = 78 // EX_CONFIG
-	exitNoServer = 69 // EX_UNAVAILABLE
+	exitUsage  = 2
+	exitConfig = 78 // EX_CONFIG
 )
 
 func main() { os.Exit(run(os.Args[1:])) }
@@ -72,8 +72,7 @@ func run(args []string) int {
 	case inv.verb == "check":
 		return runCheck(inv.verbArgs)
 	case inv.verb != "":
-		fmt.Fprintf(os.Stderr, "vigil %s: no vigil control socket in this build yet\n", inv.verb)
-		return exitNoServer
+		return control.Main(inv.verb, inv.verbArgs, os.Getenv("VIGIL_SOCKET"), os.Stdout, os.Stderr)
 	}
 
 	st, errs := load(os.Environ(), inv.flags)
@@ -121,6 +120,7 @@ func run(args []string) int {
 		rewrite:  inv.flags.rewrite,
 		exitZero: inv.flags.exitZero,
 		shutdown: st.settings.ShutdownTimeout,
+		socket:   st.settings.Socket,
 	}
 	return w.run(inv.command)
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/vigil-init/vigil/config"
 	"github.com/vigil-init/vigil/reaper"
 	"github.com/vigil-init/vigil/supervise"
 )
@@ -44,6 +45,11 @@ func runSupervisor(log *slog.Logger, rp *reaper.Reaper, sigs <-chan os.Signal, i
 	*onOrphan = sup.OrphanReaped
 	go rp.Run(done)
 	log.Info("supervising", "services", len(st.services), "config", st.configPath)
+	stop := serveControl(log, s.Socket, supervisorControl{sup: sup, reload: func() ([]config.Service, []error) {
+		next, errs := load(os.Environ(), inv.flags)
+		return next.services, errs
+	}})
+	defer stop()
 	return sup.Run()
 }
 

@@ -22,6 +22,7 @@ type wrapper struct {
 	rewrite  signals.Rewrite
 	exitZero []int
 	shutdown time.Duration
+	socket   string
 }
 
 // killGrace bounds the wait after SIGKILL: a process in uninterruptible sleep
@@ -40,6 +41,11 @@ func (w *wrapper) run(argv []string) int {
 		return supervise.ExitCode(err)
 	}
 	w.log.Info("started main", "pid", pid, "cmd", argv[0])
+	// The socket comes after the spawn: nothing may delay the main process.
+	ctl := &wrapperControl{}
+	ctl.set(pid)
+	stopControl := serveControl(w.log, w.socket, ctl)
+	defer stopControl()
 
 	for {
 		select {

@@ -9,11 +9,13 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/vigil-init/vigil/signals"
 	"golang.org/x/sys/unix"
@@ -63,6 +65,23 @@ func main() {
 			fmt.Fprintf(os.Stdout, "%s out %d\n", args[1], i)
 			fmt.Fprintf(os.Stderr, "%s err %d\n", args[1], i)
 		}
+	case "listen": // listen ADDR MS: after MS milliseconds listen on ADDR, then wait on TERM
+		time.Sleep(time.Duration(atoi(args[1])) * time.Millisecond)
+		l, err := net.Listen("tcp", args[0])
+		if err != nil {
+			fail(err.Error())
+		}
+		defer l.Close()
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				c.Close()
+			}
+		}()
+		record(os.DevNull, false)
 	case "readline": // readline FILE: copy one line of stdin to FILE
 		line, err := bufio.NewReader(os.Stdin).ReadString('\n')
 		if err != nil {

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/vigil-init/vigil/config"
+	"github.com/vigil-init/vigil/control"
+	"github.com/vigil-init/vigil/supervise"
+)
+
+// serveControl opens the control socket and answers on it until the
+// returned stop function is called. A socket that cannot be opened is
+// logged, never fatal: the services matter more than their remote control.
+func serveControl(log *slog.Logger, socket string, h control.Handler) (stop func()) {
+	srv, err := control.Listen(socket)
+	if err != nil {
+		log.Warn("no control socket: vigil status and friends will not reach this vigil", "err", err)
+		return func() {}
+	}
+	log.Debug("control socket", "path", srv.Path())
+	go srv.Serve(h, log)
+	return func() { srv.Close() }
+}
+
+// supervisorControl answers the verbs for supervisor mode.
+type supervisorControl struct {
+	sup    *supervise.Supervisor
+	reload func() ([]config.Service, []error)
+}
+
+// unknown marks supervise's unknown-service errors as control's, keeping
+// the message.
+func unknown(err error) error {
+	if errors.Is(err, supervise.ErrUnknown) {
+		return unknownService{err}
+	}
+	return err
+}
+
+type unknownService struct{ error }
+
+func (u unknownService) Is(target error) bool { return target == control.ErrUnknown }
+
+func (c supervisorControl) Status(ctx context.Context, names []string) ([]control.ServiceStatus, error) {
+	list, err := c.sup.Status(ctx, names)
+	if err != nil {
+		return nil, unknown(err)
+	}
+	out := make([]control.ServiceStatus, len(list))
+	for i, st := range list {
+		out[i] = control.ServiceStatus{
+			Name: st.Name, State: string(st.State), Pid: st.Pid, Started: st.Started,
+			Restarts: st.Restarts, Retries: st.Retries, LastExit: st.LastExit, Ready: st.Ready,
+		}
+	}
+	return out, nil
+}
+
+func (c supervisorControl) Start(ctx context.Context, names []string) error {
+	return unknown(c.sup.Start(ctx, names))
+}
+
+func (c supervisorControl) Stop(ctx context.Context, names []string) error {
+	return unknown(c.sup.Stop(ctx, names))
+}
+
+func (c supervisorControl) Restart(ctx context.Context, names []string) error {
+	return unknown(c.sup.Restart(ctx, names))
+}
+
+func (c supervisorControl) Signal(ctx context.Context, sig syscall.Signal, names []string) error {
+	return unknown(c.sup.Signal(ctx, sig, names))
+}
+
+func (c supervisorControl) Ready(ctx context.Context, names []string) (bool, error) {
+	ok, err := c.sup.Ready(ctx, names)
+	return ok, unknown(err)
+}
+
+func (c supervisorControl) Reset(ctx context.Context, names []string) error {
+	return unknown(c.sup.Reset(ctx, names))
+}
+
+// Reload re-reads the config with the same environment and flags; on any
+// problem nothing changes and the problems are the reply.
+func (c supervisorControl) Reload(ctx context.Context) error {
+	services, errs := c.reload()
+	if len(errs) > 0 {
+		return fmt.Errorf("the config has %d problem(s), nothing changed:\n%s", len(errs), indent(errs))
+	}
+	return c.sup.Reload(ctx, services)
+}
+
+func (c supervisorControl) Reexec(ctx context.Context) error {
+	return errors.New("re-exec is not available in this build yet")
+}
+
+// wrapperControl answers the verbs in wrapper mode, where the only service
+// is the main process.
+type wrapperControl struct {
+	mu      sync.Mutex
+	pid     int
+	started time.Time
+}
+
+func (w *wrapperControl) set(pid int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.pid, w.started = pid, time.Now()
+}
+
+var errWrapper = errors.New("wrapper mode runs only the main process, which is not started or stopped on request")
+
+func (w *wrapperControl) check(names []string) error {
+	for _, n := range names {
+		if n != config.MainName {
+			return fmt.Errorf("%w %q (wrapper mode has only %q)", control.ErrUnknown, n, config.MainName)
+		}
+	}
+	return nil
+}
+
+func (w *wrapperControl) Status(ctx context.Context, names []string) ([]control.ServiceStatus, error) {
+	if err := w.check(names); err != nil {
+		return nil, err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return []control.ServiceStatus{{Name: config.MainName, State: string(supervise.Ready), Pid: w.pid, Started: w.started, Ready: true}}, nil
+}
+
+func (w *wrapperControl) Ready(ctx context.Context, names []string) (bool, error) {
+	return true, w.check(names)
+}
+
+func (w *wrapperControl) Signal(ctx context.Context, sig syscall.Signal, names []string) error {
+	if err := w.check(names); err != nil {
+		return err
+	}
+	w.mu.Lock()
+	pid := w.pid
+	w.mu.Unlock()
+	return syscall.Kill(-pid, sig)
+}
+
+func (w *wrapperControl) Start(context.Context, []string) error   { return errWrapper }
+func (w *wrapperControl) Stop(context.Context, []string) error    { return errWrapper }
+func (w *wrapperControl) Restart(context.Context, []string) error { return errWrapper }
+func (w *wrapperControl) Reload(context.Context) error            { return errWrapper }
+func (w *wrapperControl) Reset(context.Context, []string) error   { return nil }
+func (w *wrapperControl) Reexec(context.Context) error {
+	return errors.New("re-exec is not available in this build yet")
+}

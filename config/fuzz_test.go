@@ -1,0 +1,172 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+)
+
+// FuzzDecode checks that no input panics or hangs, that every problem has a
+// position inside the document, that the parser agrees with encoding/json on
+// what is JSON and what it means, and that a clean document gives runnable
+// services. Seeds: testdata/fuzz/FuzzDecode.
+func FuzzDecode(f *testing.F) {
+	f.Add([]byte(specExample))
+	f.Add([]byte(allSettings))
+	f.Add([]byte(`[{"name":"a","command":"x","depends_on":["b"]},{"name":"b","command":"x","depends_on":["a"]}]`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		lines := bytes.Count(data, []byte("\n")) + 1
+		for _, src := range []string{"f.json", ServicesVar} {
+			s := Default()
+			raw, probs := Decode(data, src, &s)
+			svcs, more := Resolve(raw, s)
+			all := append(probs, more...)
+			for _, p := range all {
+				if p.Line < 1 || p.Line > lines || p.Col < 1 || p.Source != src || p.Msg == "" {
+					t.Fatalf("bad problem %+v", p)
+				}
+				_ = p.String()
+			}
+			if len(svcs) != len(raw) {
+				t.Fatalf("%d services from %d raw", len(svcs), len(raw))
+			}
+			if len(all) == 0 {
+				for _, v := range svcs {
+					if !validName(v.Name) || v.Name == MainName || len(v.Argv) == 0 || v.Argv[0] == "" ||
+						v.Restart == "" || v.Log == "" || v.StopSignal == 0 || v.MaxRetries < -1 ||
+						v.Backoff.Factor < 1 || v.Backoff.Jitter < 0 || v.Backoff.Jitter > 1 {
+						t.Fatalf("clean document gave a bad service %+v", v)
+					}
+				}
+				if errs := s.Validate(); len(errs) != 0 {
+					t.Fatalf("clean document gave bad settings: %v", errs)
+				}
+			}
+			// Deterministic.
+			s2 := Default()
+			raw2, probs2 := Decode(data, src, &s2)
+			if !reflect.DeepEqual(raw, raw2) || !reflect.DeepEqual(probs, probs2) || s != s2 {
+				t.Fatal("Decode is not deterministic")
+			}
+		}
+
+		// Differential check of the parser against encoding/json, on the
+		// inputs where both are meant to agree.
+		if !utf8.Valid(data) || bytes.HasPrefix(data, []byte("\xEF\xBB\xBF")) {
+			return
+		}
+		tree, perr := parseJSON(data)
+		if perr != nil && strings.HasPrefix(perr.msg, "nested more than") {
+			return
+		}
+		if valid := json.Valid(data); valid != (perr == nil) {
+			t.Fatalf("json.Valid = %v, parseJSON error = %v", valid, perr)
+		}
+		if perr != nil {
+			if perr.off < 0 || perr.off > len(data) {
+				t.Fatalf("error offset %d outside 0..%d", perr.off, len(data))
+			}
+			return
+		}
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.UseNumber()
+		var want any
+		if err := dec.Decode(&want); err != nil {
+			t.Fatalf("encoding/json: %v", err)
+		}
+		if got := tree.toAny(); !reflect.DeepEqual(got, want) {
+			t.Fatalf("parsed %#v\nencoding/json %#v", got, want)
+		}
+	})
+}
+
+// toAny converts a node to what encoding/json with UseNumber gives (a
+// repeated key: the last one wins).
+func (n *jnode) toAny() any {
+	switch n.kind {
+	case jNull:
+		return nil
+	case jBool:
+		return n.b
+	case jNumber:
+		return json.Number(n.str)
+	case jString:
+		return n.str
+	case jArray:
+		out := make([]any, len(n.elems))
+		for i, e := range n.elems {
+			out[i] = e.toAny()
+		}
+		return out
+	default:
+		out := make(map[string]any, len(n.members))
+		for _, m := range n.members {
+			out[m.key] = m.val.toAny()
+		}
+		return out
+	}
+}
+
+// TestFuzzSeeds keeps the seed corpus honest: valid-* seeds decode without a
+// problem, invalid-* seeds with at least one.
+func TestFuzzSeeds(t *testing.T) {
+	files, err := filepath.Glob("testdata/fuzz/FuzzDecode/*")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no seeds: %v", err)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, lit, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
+			q, ok := strings.CutPrefix(lit, "[]byte(")
+			q, ok2 := strings.CutSuffix(q, ")")
+			doc, err := strconv.Unquote(q)
+			if !ok || !ok2 || err != nil {
+				t.Fatalf("not a fuzz seed: %q", lit)
+			}
+			probs := check(doc)
+			switch valid := strings.HasPrefix(filepath.Base(f), "valid-"); {
+			case valid && len(probs) != 0:
+				t.Errorf("problems in a valid seed: %q", probs)
+			case !valid && len(probs) == 0:
+				t.Error("no problem in an invalid seed")
+			}
+		})
+	}
+}
+
+// TestManyProblemsOnOneLine guards against positions costing time
+// proportional to the line's length: 10000 services with 30000 problems on
+// one 700 KB line take well under a second.
+func TestManyProblemsOnOneLine(t *testing.T) {
+	const n = 10000
+	var b strings.Builder
+	b.WriteString("[")
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `{"name":"s%d","command":"","x":1,"x":2,"depends_on":["s%d","nope"]}`, i, (i+1)%n)
+	}
+	b.WriteString("]")
+	start := time.Now()
+	raw, probs := Decode([]byte(b.String()), "f.json", nil)
+	_, more := Resolve(raw, Default())
+	if len(probs) != 3*n || len(more) != n+1 {
+		t.Errorf("%d + %d problems", len(probs), len(more))
+	}
+	if d := time.Since(start); d > 15*time.Second {
+		t.Errorf("took %v", d)
+	}
+}

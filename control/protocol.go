@@ -1,0 +1,179 @@
+// Package control is vigil's control socket: the server the running vigil
+// listens with, and the client side of `vigil status|start|stop|restart|
+// signal|reload|ready|reset|reexec` (SPEC section 7).
+//
+// # Where the socket is
+//
+// SocketPaths gives the list, in order: VIGIL_SOCKET / --socket alone when
+// set; else /run/vigil/vigil.sock (the directory 0700, /run made if missing);
+// else /dev/shm/vigil-<inode of /proc/self/ns/mnt>.sock. The server binds the
+// first it can use, the client takes the first that answers.
+//
+// # Wire format (version 1)
+//
+// One connection carries one request and one reply, each a single JSON object
+// on one line (terminated by '\n'). Unknown fields are ignored both ways, so
+// fields can be added; an incompatible change bumps "v".
+//
+// Request, client to server:
+//
+//	{"v":1,"verb":"start","names":["web","db"]}
+//	{"v":1,"verb":"signal","names":["web"],"signal":10}
+//	{"v":1,"verb":"status"}
+//
+//	v       protocol version; 1. A missing v (0) is taken as 1; a higher one
+//	        gets an error reply naming the version the server speaks.
+//	verb    status, start, stop, restart, signal, reload, ready, reset, reexec
+//	names   service names; empty or missing means all (status, ready, reset)
+//	signal  the signal number, for verb signal only
+//
+// Reply, server to client:
+//
+//	{"v":1,"ok":true}
+//	{"v":1,"ok":true,"services":[{"name":"web","state":"ready",...}]}
+//	{"v":1,"ok":true,"ready":false}
+//	{"v":1,"ok":false,"error":"web: given-up (last exit 1)"}
+//	{"v":1,"ok":false,"error":"unknown service \"x\"","unknown":true}
+//
+//	ok        the action took effect
+//	error     why not, when ok is false (for reload: the config problems)
+//	unknown   the error is about an unknown service name (ErrUnknown)
+//	services  for status: ServiceStatus objects, as `vigil status --json`
+//	ready     for ready: whether every named service is ready
+//
+// A request must arrive whole within a few seconds and be at most
+// MaxRequest bytes; anything else (garbage, a wrong version, an unknown verb,
+// a peer that is neither root nor vigil's own uid) gets {"ok":false,...} and
+// the connection is closed.
+package control
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// Version is the wire protocol version this package speaks.
+const Version = 1
+
+// MaxRequest is the largest request the server reads, in bytes.
+const MaxRequest = 1 << 20
+
+// maxReply bounds what the client reads back (a status of many services).
+const maxReply = 64 << 20
+
+// ErrUnknown (wrapped) in a Handler error means an unknown service name.
+// The client exits 1 for it, like for any failure; the reply marks it with
+// "unknown":true.
+var ErrUnknown = errors.New("unknown service")
+
+// ServiceStatus is one service as `vigil status --json` shows it.
+type ServiceStatus struct {
+	Name     string    `json:"name"`
+	State    string    `json:"state"`     // starting, running, ready, backoff, stopping, stopped, exited, given-up, blocked
+	Pid      int       `json:"pid"`       // 0 when not running
+	Started  time.Time `json:"started"`   // zero when never started
+	Restarts int       `json:"restarts"`  // within this start of vigil
+	Retries  int       `json:"retries"`   // persisted count of consecutive failed runs
+	LastExit *int      `json:"last_exit"` // 128+S for a signal; null if none yet
+	Ready    bool      `json:"ready"`
+}
+
+// request is what the client sends; see the package documentation.
+type request struct {
+	V      int      `json:"v"`
+	Verb   string   `json:"verb"`
+	Names  []string `json:"names,omitempty"`
+	Signal int      `json:"signal,omitempty"`
+}
+
+// reply is what the server answers; see the package documentation.
+type reply struct {
+	V        int             `json:"v"`
+	OK       bool            `json:"ok"`
+	Error    string          `json:"error,omitempty"`
+	Unknown  bool            `json:"unknown,omitempty"`
+	Services []ServiceStatus `json:"services,omitempty"`
+	Ready    *bool           `json:"ready,omitempty"`
+}
+
+// Verb names.
+const (
+	verbStatus  = "status"
+	verbStart   = "start"
+	verbStop    = "stop"
+	verbRestart = "restart"
+	verbSignal  = "signal"
+	verbReload  = "reload"
+	verbReady   = "ready"
+	verbReset   = "reset"
+	verbReexec  = "reexec"
+)
+
+// Verbs lists every verb Main handles, for the caller's dispatch.
+var Verbs = []string{verbStatus, verbStart, verbStop, verbRestart, verbSignal, verbReload, verbReady, verbReset, verbReexec}
+
+// serverTimeout is how long the server lets a Handler method run for a verb
+// (the ctx deadline). start's 30 s is SPEC section 7's; stop waits for the
+// whole group, which the per-service stop timeout bounds, so it gets more.
+// clientTimeout is the server's plus a margin, so the server's own timeout
+// error is what the user sees.
+var serverTimeout = map[string]time.Duration{
+	verbStatus:  10 * time.Second,
+	verbReady:   5 * time.Second,
+	verbSignal:  10 * time.Second,
+	verbReset:   10 * time.Second,
+	verbStart:   30 * time.Second,
+	verbStop:    120 * time.Second,
+	verbRestart: 150 * time.Second,
+	verbReload:  150 * time.Second,
+	verbReexec:  60 * time.Second,
+}
+
+const clientMargin = 5 * time.Second
+
+func clientTimeout(verb string) time.Duration {
+	return serverTimeout[verb] + clientMargin
+}
+
+// The default socket locations; variables so tests can move them.
+var (
+	runDir = "/run"
+	shmDir = "/dev/shm"
+	mntNS  = "/proc/self/ns/mnt"
+)
+
+const (
+	runSubdir  = "vigil"
+	socketName = "vigil.sock"
+)
+
+// SocketPaths lists where the socket may be, in the order of SPEC section 7:
+// explicit (VIGIL_SOCKET / --socket) alone if non-empty; else
+// /run/vigil/vigil.sock, then /dev/shm/vigil-<inode of /proc/self/ns/mnt>.sock
+// (left out when that inode cannot be read).
+func SocketPaths(explicit string) []string {
+	if explicit != "" {
+		return []string{explicit}
+	}
+	paths := []string{filepath.Join(runDir, runSubdir, socketName)}
+	if ino, err := nsInode(); err == nil {
+		paths = append(paths, filepath.Join(shmDir, fmt.Sprintf("vigil-%d.sock", ino)))
+	}
+	return paths
+}
+
+func nsInode() (uint64, error) {
+	fi, err := os.Stat(mntNS)
+	if err != nil {
+		return 0, err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, fmt.Errorf("%s: no inode", mntNS)
+	}
+	return st.Ino, nil
+}

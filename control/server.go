@@ -1,0 +1,506 @@
+package control
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Handler is what the running vigil does for each verb. Every method may
+// block until the action took effect (start waits for ready/exited, stop for
+// the whole group gone, ...); ctx carries the deadline (serverTimeout) and is
+// cancelled by Server.Close. An error is the reason shown to the user; wrap
+// ErrUnknown for an unknown service name. Methods are called from many
+// goroutines at once.
+type Handler interface {
+	Status(ctx context.Context, names []string) ([]ServiceStatus, error)
+	Start(ctx context.Context, names []string) error
+	Stop(ctx context.Context, names []string) error
+	Restart(ctx context.Context, names []string) error
+	Signal(ctx context.Context, sig syscall.Signal, names []string) error
+	Reload(ctx context.Context) error
+	Ready(ctx context.Context, names []string) (bool, error) // false, nil = not ready
+	Reset(ctx context.Context, names []string) error
+	Reexec(ctx context.Context) error
+}
+
+// Limits of the server; variables so tests can shrink them.
+var (
+	// requestTimeout is how long a connection has to send its whole request.
+	requestTimeout = 5 * time.Second
+	// replyTimeout bounds writing the reply (a client that does not read).
+	replyTimeout = 5 * time.Second
+	// maxConns is how many connections are served at once; one more gets a
+	// "busy" reply at once rather than waiting.
+	maxConns = 128
+	// closeWait bounds how long Close waits for requests in flight.
+	closeWait = 2 * time.Second
+)
+
+// Server is a listening control socket.
+type Server struct {
+	// OnPanic, if set before Serve, is called after a Handler method panicked
+	// (the panic is recovered, logged and answered with an error reply), from
+	// that connection's goroutine: e.g. to re-exec as SPEC section 6 says.
+	OnPanic func(recovered any, stack []byte)
+
+	ln       *net.UnixListener
+	path     string
+	dev, ino uint64
+	uid      uint32
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu     sync.Mutex
+	closed bool
+	conns  map[*net.UnixConn]struct{}
+	wg     sync.WaitGroup
+	sem    chan struct{}
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var errInUse = errors.New("another vigil is listening there")
+
+// Listen creates the socket at the first usable path of SocketPaths(explicit):
+// with explicit, only there (its parent directory made 0700 if missing);
+// otherwise /run/vigil/vigil.sock, making /run (0755) if missing and
+// /run/vigil 0700 (an existing /run/vigil must be a directory owned by
+// vigil's uid; it is set to 0700), and if that fails /dev/shm/vigil-<ino>.sock.
+// The socket is mode 0600 from the moment it exists (the mode is set on the
+// socket before bind, and it is inside a 0700 directory where possible). A
+// stale socket file (nothing answers on it) is removed first; a live one is an
+// error, never a reason to fall back; a file that is no socket is left alone.
+func Listen(explicit string) (*Server, error) {
+	if explicit != "" {
+		dir := filepath.Dir(explicit)
+		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return nil, fmt.Errorf("control socket: %w", err)
+			}
+			if err := os.Chmod(dir, 0o700); err != nil {
+				return nil, fmt.Errorf("control socket: %w", err)
+			}
+		}
+		s, err := listenAt(explicit)
+		if err != nil {
+			return nil, fmt.Errorf("control socket: %w", err)
+		}
+		return s, nil
+	}
+	paths := SocketPaths("")
+	var errs []error
+	for i, p := range paths {
+		var err error
+		if i == 0 {
+			err = prepareRunDir(filepath.Dir(p))
+		}
+		var s *Server
+		if err == nil {
+			if s, err = listenAt(p); err == nil {
+				return s, nil
+			}
+			if errors.Is(err, errInUse) {
+				return nil, fmt.Errorf("control socket: %w", err)
+			}
+		}
+		errs = append(errs, err)
+	}
+	if len(paths) < 2 {
+		errs = append(errs, fmt.Errorf("no /dev/shm fallback: cannot read the inode of %s", mntNS))
+	}
+	return nil, fmt.Errorf("control socket: %w", errors.Join(errs...))
+}
+
+// prepareRunDir makes dir (/run/vigil) a 0700 directory of ours, creating
+// its parent (/run) if missing.
+func prepareRunDir(dir string) error {
+	parent := filepath.Dir(dir)
+	if _, err := os.Lstat(parent); errors.Is(err, fs.ErrNotExist) {
+		if err := os.Mkdir(parent, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s: not a directory", dir)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != uint32(os.Geteuid()) {
+		return fmt.Errorf("%s: owned by uid %d, not by vigil's uid %d", dir, st.Uid, os.Geteuid())
+	}
+	if fi.Mode().Perm() != 0o700 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// listenAt binds and listens on path, removing a stale socket first.
+func listenAt(path string) (*Server, error) {
+	if len(path) >= len(unix.RawSockaddrUnix{}.Path) {
+		return nil, fmt.Errorf("%s: path too long for a Unix socket (max %d bytes)", path, len(unix.RawSockaddrUnix{}.Path)-1)
+	}
+	if err := removeStale(path); err != nil {
+		return nil, err
+	}
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%s: socket: %w", path, err)
+	}
+	// Linux gives the socket file the mode of the socket inode (less the
+	// umask): set it first, so the file is never open to others.
+	if err := unix.Fchmod(fd, 0o600); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("%s: fchmod: %w", path, err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: path}); err != nil {
+		unix.Close(fd)
+		if errors.Is(err, unix.EADDRINUSE) {
+			return nil, fmt.Errorf("%s: %w", path, errInUse)
+		}
+		return nil, fmt.Errorf("%s: bind: %w", path, err)
+	}
+	fail := func(err error) (*Server, error) {
+		unix.Close(fd)
+		os.Remove(path)
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return fail(err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fail(errors.New("no stat data"))
+	}
+	if fi.Mode().Perm() != 0o600 {
+		if err := os.Chmod(path, 0o600); err != nil {
+			return fail(err)
+		}
+	}
+	if err := unix.Listen(fd, unix.SOMAXCONN); err != nil {
+		return fail(fmt.Errorf("listen: %w", err))
+	}
+	f := os.NewFile(uintptr(fd), path)
+	l, err := net.FileListener(f)
+	f.Close()
+	if err != nil {
+		os.Remove(path)
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	ln, ok := l.(*net.UnixListener)
+	if !ok {
+		l.Close()
+		os.Remove(path)
+		return nil, fmt.Errorf("%s: not a Unix listener", path)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{
+		ln: ln, path: path, dev: uint64(st.Dev), ino: st.Ino, uid: uint32(os.Geteuid()),
+		ctx: ctx, cancel: cancel,
+		conns: make(map[*net.UnixConn]struct{}),
+		sem:   make(chan struct{}, maxConns),
+	}, nil
+}
+
+// removeStale removes a socket file nothing answers on. A live socket is
+// errInUse; anything that is not a socket is left alone and an error.
+func removeStale(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if fi.Mode().Type() != fs.ModeSocket {
+		return fmt.Errorf("%s exists and is not a socket (left alone)", path)
+	}
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err == nil {
+		c.Close()
+		return fmt.Errorf("%s: %w", path, errInUse)
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Errorf("%s: checking for a stale socket: %w", path, err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("removing stale socket: %w", err)
+	}
+	return nil
+}
+
+// Path is where the socket is.
+func (s *Server) Path() string { return s.path }
+
+// Serve accepts connections until Close, then returns nil. Each connection
+// is served in its own goroutine (at most maxConns at once; one more gets a
+// "busy" error reply): its peer must be root or the server's own uid
+// (SO_PEERCRED), else it gets an error reply and a warn line in log; then one
+// request is read (whole within requestTimeout, at most MaxRequest bytes),
+// the Handler called and one reply written. log may be nil.
+func (s *Server) Serve(h Handler, log *slog.Logger) error {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	var delay time.Duration
+	for {
+		c, err := s.ln.AcceptUnix()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) || s.ctx.Err() != nil {
+				return nil
+			}
+			// EMFILE and the like: back off as net/http does, keep serving.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			log.Warn("control socket: accept failed", "err", err, "retry_in", delay)
+			select {
+			case <-time.After(delay):
+			case <-s.ctx.Done():
+				return nil
+			}
+			continue
+		}
+		delay = 0
+		select {
+		case s.sem <- struct{}{}:
+		default:
+			log.Warn("control socket: too many connections at once, refusing one", "max", cap(s.sem))
+			c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+			writeReply(c, reply{Error: "vigil is busy: too many control connections at once, try again"})
+			c.Close()
+			continue
+		}
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			<-s.sem
+			c.Close()
+			return nil
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer func() {
+				s.mu.Lock()
+				delete(s.conns, c)
+				s.mu.Unlock()
+				<-s.sem
+				s.wg.Done()
+			}()
+			s.serveConn(c, h, log)
+		}()
+	}
+}
+
+// allowed is the SO_PEERCRED rule: root or the server's own uid.
+func allowed(peer, self uint32) bool {
+	return peer == 0 || peer == self
+}
+
+func peerCred(c *net.UnixConn) (*unix.Ucred, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var cred *unix.Ucred
+	var cerr error
+	if err := rc.Control(func(fd uintptr) {
+		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return nil, err
+	}
+	return cred, cerr
+}
+
+func (s *Server) serveConn(c *net.UnixConn, h Handler, log *slog.Logger) {
+	defer c.Close()
+	cred, err := peerCred(c)
+	if err != nil {
+		log.Warn("control socket: cannot read the peer's credentials, refusing", "err", err)
+		writeReply(c, reply{Error: "cannot check your credentials"})
+		return
+	}
+	if !allowed(cred.Uid, s.uid) {
+		log.Warn("control socket: refused a connection from another user", "uid", cred.Uid, "pid", cred.Pid)
+		writeReply(c, reply{Error: fmt.Sprintf("permission denied: uid %d may not use vigil's control socket (only root and uid %d)", cred.Uid, s.uid)})
+		return
+	}
+	c.SetReadDeadline(time.Now().Add(requestTimeout))
+	req, err := readRequest(c)
+	if err != nil {
+		log.Warn("control socket: bad request", "pid", cred.Pid, "uid", cred.Uid, "err", err)
+		writeReply(c, reply{Error: "bad request: " + err.Error()})
+		return
+	}
+	c.SetReadDeadline(time.Time{})
+	writeReply(c, s.dispatch(h, req, log))
+}
+
+func readRequest(c net.Conn) (request, error) {
+	var req request
+	br := bufio.NewReaderSize(io.LimitReader(c, MaxRequest+1), 4096)
+	line, err := br.ReadBytes('\n')
+	if len(line) > MaxRequest {
+		return req, fmt.Errorf("larger than %d bytes", MaxRequest)
+	}
+	if err != nil {
+		var ne net.Error
+		switch {
+		case errors.As(err, &ne) && ne.Timeout():
+			return req, fmt.Errorf("no complete request within %s", requestTimeout)
+		case errors.Is(err, io.EOF) && len(bytes.TrimSpace(line)) > 0:
+			// A last line without '\n' (e.g. printf ... | socat) is fine.
+		case errors.Is(err, io.EOF):
+			return req, errors.New("empty request")
+		default:
+			return req, err
+		}
+	}
+	if err := json.Unmarshal(line, &req); err != nil {
+		return req, fmt.Errorf("not a JSON request object: %v", err)
+	}
+	return req, nil
+}
+
+func writeReply(c net.Conn, rep reply) {
+	rep.V = Version
+	b, err := json.Marshal(rep)
+	if err != nil {
+		b, _ = json.Marshal(reply{V: Version, Error: "cannot encode the reply: " + err.Error()})
+	}
+	c.SetWriteDeadline(time.Now().Add(replyTimeout))
+	c.Write(append(b, '\n'))
+}
+
+func errReply(err error) reply {
+	return reply{Error: err.Error(), Unknown: errors.Is(err, ErrUnknown)}
+}
+
+// dispatch checks a request and runs it through h.
+func (s *Server) dispatch(h Handler, req request, log *slog.Logger) (rep reply) {
+	if req.V == 0 {
+		req.V = Version
+	}
+	if req.V != Version {
+		return reply{Error: fmt.Sprintf("protocol version %d not supported (this vigil speaks %d)", req.V, Version)}
+	}
+	timeout, ok := serverTimeout[req.Verb]
+	if !ok {
+		return reply{Error: fmt.Sprintf("unknown verb %q", req.Verb)}
+	}
+	for _, n := range req.Names {
+		if n == "" {
+			return reply{Error: "empty service name"}
+		}
+	}
+	switch req.Verb {
+	case verbStart, verbStop, verbRestart, verbSignal:
+		if len(req.Names) == 0 {
+			return reply{Error: req.Verb + " needs at least one service name"}
+		}
+	case verbReload, verbReexec:
+		if len(req.Names) != 0 {
+			return reply{Error: req.Verb + " takes no service names"}
+		}
+	}
+	if req.Verb == verbSignal && (req.Signal < 1 || req.Signal > 64) {
+		return reply{Error: fmt.Sprintf("bad signal number %d", req.Signal)}
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, timeout)
+	defer cancel()
+	defer func() {
+		if v := recover(); v != nil {
+			stack := debug.Stack()
+			log.Error("control socket: panic in a handler", "verb", req.Verb, "panic", fmt.Sprint(v), "stack", string(stack))
+			rep = reply{Error: fmt.Sprintf("internal error: %v", v)}
+			if s.OnPanic != nil {
+				s.OnPanic(v, stack)
+			}
+		}
+	}()
+	var err error
+	switch req.Verb {
+	case verbStatus:
+		var list []ServiceStatus
+		if list, err = h.Status(ctx, req.Names); err == nil {
+			return reply{OK: true, Services: list}
+		}
+	case verbReady:
+		var ready bool
+		if ready, err = h.Ready(ctx, req.Names); err == nil {
+			return reply{OK: true, Ready: &ready}
+		}
+	case verbStart:
+		err = h.Start(ctx, req.Names)
+	case verbStop:
+		err = h.Stop(ctx, req.Names)
+	case verbRestart:
+		err = h.Restart(ctx, req.Names)
+	case verbSignal:
+		err = h.Signal(ctx, syscall.Signal(req.Signal), req.Names)
+	case verbReload:
+		err = h.Reload(ctx)
+	case verbReset:
+		err = h.Reset(ctx, req.Names)
+	case verbReexec:
+		err = h.Reexec(ctx)
+	}
+	if err != nil {
+		return errReply(err)
+	}
+	return reply{OK: true}
+}
+
+// Close stops serving: the socket file is removed (if it is still the one
+// Listen made), the listener closed, the contexts of requests in flight
+// cancelled, and Close waits up to closeWait for their replies. Safe to call
+// more than once and concurrently with Serve.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		for c := range s.conns {
+			c.SetReadDeadline(time.Now()) // end requests still being read
+		}
+		s.mu.Unlock()
+		if fi, err := os.Lstat(s.path); err == nil {
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok && uint64(st.Dev) == s.dev && st.Ino == s.ino {
+				os.Remove(s.path)
+			}
+		}
+		s.closeErr = s.ln.Close()
+		s.cancel()
+		done := make(chan struct{})
+		go func() { s.wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(closeWait):
+		}
+	})
+	return s.closeErr
+}

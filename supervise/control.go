@@ -1,0 +1,414 @@
+package supervise
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"syscall"
+	"time"
+
+	"github.com/vigil-init/vigil/config"
+	"golang.org/x/sys/unix"
+)
+
+// The methods in this file are the operator's verbs (`vigil status`, `start`,
+// ...). They may be called from any goroutine: each hands its work to the
+// supervisor's goroutine and, where the verb promises it, waits there for
+// the state it asked for.
+
+// ErrUnknown is wrapped by errors about a service name that does not exist.
+var ErrUnknown = errors.New("unknown service")
+
+// ErrStopped means the supervisor has finished and takes no more requests.
+var ErrStopped = errors.New("vigil is shutting down")
+
+// Status is one service as the operator sees it.
+type Status struct {
+	Name     string
+	State    State
+	Pid      int
+	Started  time.Time // start of the current or last run; zero if never
+	Restarts int
+	Retries  int
+	LastExit *int
+	Ready    bool
+}
+
+// watcher is a verb waiting for a condition; check runs on the supervisor's
+// goroutine after every event until it reports done or an error.
+type watcher struct {
+	ctx   context.Context
+	check func() (bool, error)
+	done  chan error
+}
+
+// call runs f on the supervisor's goroutine and waits until it has run.
+func (s *Supervisor) call(ctx context.Context, f func()) error {
+	ran := make(chan struct{})
+	select {
+	case s.events <- func() { f(); close(ran) }:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.quit:
+		return ErrStopped
+	}
+	select {
+	case <-ran:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.quit:
+		return ErrStopped
+	}
+}
+
+// await runs act, then waits until check says done (nil) or failed.
+func (s *Supervisor) await(ctx context.Context, act func() error, check func() (bool, error)) error {
+	done := make(chan error, 1)
+	err := s.call(ctx, func() {
+		if err := act(); err != nil {
+			done <- err
+			return
+		}
+		if ok, err := check(); ok || err != nil {
+			done <- err
+			return
+		}
+		s.watchers = append(s.watchers, &watcher{ctx: ctx, check: check, done: done})
+	})
+	if err != nil {
+		return err
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("timed out: %w", ctx.Err())
+	case <-s.quit:
+		return ErrStopped
+	}
+}
+
+// checkWatchers runs after every event on the supervisor's goroutine.
+func (s *Supervisor) checkWatchers() {
+	if len(s.watchers) == 0 {
+		return
+	}
+	kept := s.watchers[:0]
+	for _, w := range s.watchers {
+		if w.ctx.Err() != nil {
+			continue
+		}
+		ok, err := w.check()
+		if ok || err != nil {
+			w.done <- err
+			continue
+		}
+		kept = append(kept, w)
+	}
+	clear(s.watchers[len(kept):])
+	s.watchers = kept
+}
+
+// lookup finds the named services; no names means all of them.
+func (s *Supervisor) lookup(names []string) ([]*service, error) {
+	if len(names) == 0 {
+		return slices.Clone(s.order), nil
+	}
+	var out []*service
+	for _, n := range names {
+		svc := s.byName[n]
+		if svc == nil {
+			return nil, fmt.Errorf("%w %q", ErrUnknown, n)
+		}
+		out = append(out, svc)
+	}
+	return out, nil
+}
+
+// Status reports the named services (all when none is named).
+func (s *Supervisor) Status(ctx context.Context, names []string) ([]Status, error) {
+	var out []Status
+	var lerr error
+	err := s.call(ctx, func() {
+		var list []*service
+		list, lerr = s.lookup(names)
+		for _, svc := range list {
+			out = append(out, Status{
+				Name: svc.Name, State: svc.state, Pid: svc.pid, Started: svc.started,
+				Restarts: svc.restarts, Retries: svc.retries, LastExit: svc.lastExit,
+				Ready: svc.ready() || (svc.state == Exited),
+			})
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, lerr
+}
+
+// Ready reports whether every named service (all when none is named) is
+// ready, or has finished for good without failure.
+func (s *Supervisor) Ready(ctx context.Context, names []string) (bool, error) {
+	list, err := s.Status(ctx, names)
+	if err != nil {
+		return false, err
+	}
+	for _, st := range list {
+		if !st.Ready {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// Start starts the named services and waits until each is ready or has
+// exited; a service that goes to backoff, gives up or is blocked fails it.
+func (s *Supervisor) Start(ctx context.Context, names []string) error {
+	var list []*service
+	return s.await(ctx, func() error {
+		var err error
+		if list, err = s.lookup(names); err != nil {
+			return err
+		}
+		if s.shuttingDown {
+			return ErrStopped
+		}
+		for _, svc := range list {
+			s.startNow(svc)
+		}
+		return nil
+	}, func() (bool, error) { return started(list) })
+}
+
+// startNow makes svc wanted and starts it if it is not running: a given-up,
+// stopped, exited or blocked service gets a fresh run, a service in backoff
+// skips the rest of its wait.
+func (s *Supervisor) startNow(svc *service) {
+	svc.want = true
+	if svc.pid != 0 || svc.stopping {
+		return
+	}
+	if svc.state == GivenUp {
+		svc.retries = 0
+	}
+	s.cancelTimer(svc)
+	svc.state = Starting
+	svc.blockLog = false
+	s.tryStart(svc)
+}
+
+func started(list []*service) (bool, error) {
+	for _, svc := range list {
+		switch svc.state {
+		case Ready, Exited:
+		case Backoff, GivenUp, Blocked:
+			return false, fmt.Errorf("%s: %s%s", svc.Name, svc.state, lastExitText(svc))
+		default:
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+func lastExitText(svc *service) string {
+	if svc.lastExit == nil {
+		return ""
+	}
+	return fmt.Sprintf(" (last exit %d)", *svc.lastExit)
+}
+
+// Stop stops the named services and keeps them down until Start; it returns
+// once each one's whole process group is gone.
+func (s *Supervisor) Stop(ctx context.Context, names []string) error {
+	var list []*service
+	return s.await(ctx, func() error {
+		var err error
+		if list, err = s.lookup(names); err != nil {
+			return err
+		}
+		for _, svc := range list {
+			s.stopNow(svc)
+		}
+		return nil
+	}, func() (bool, error) { return stopped(list), nil })
+}
+
+func (s *Supervisor) stopNow(svc *service) {
+	svc.want = false
+	s.cancelTimer(svc)
+	s.stopReadyCheck(svc)
+	if svc.alive() {
+		if !svc.stopping {
+			s.stop(svc)
+		}
+		return
+	}
+	svc.state = Stopped
+}
+
+func stopped(list []*service) bool {
+	for _, svc := range list {
+		if svc.alive() || svc.stopping {
+			return false
+		}
+	}
+	return true
+}
+
+// Restart stops the named services, then starts them: each gets a new PID.
+func (s *Supervisor) Restart(ctx context.Context, names []string) error {
+	if err := s.Stop(ctx, names); err != nil {
+		return err
+	}
+	return s.Start(ctx, names)
+}
+
+// Signal sends sig to the process group of each named service.
+func (s *Supervisor) Signal(ctx context.Context, sig syscall.Signal, names []string) error {
+	var serr error
+	err := s.call(ctx, func() {
+		list, err := s.lookup(names)
+		if err != nil {
+			serr = err
+			return
+		}
+		for _, svc := range list {
+			if svc.pid == 0 {
+				serr = errors.Join(serr, fmt.Errorf("%s is not running (%s)", svc.Name, svc.state))
+				continue
+			}
+			if err := unix.Kill(-svc.pgid, sig); err != nil {
+				serr = errors.Join(serr, fmt.Errorf("%s: %w", svc.Name, err))
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
+// Reset forgets the retry counts and given-up marks of the named services
+// (all when none is named); a given-up service is started again.
+func (s *Supervisor) Reset(ctx context.Context, names []string) error {
+	var lerr error
+	err := s.call(ctx, func() {
+		var list []*service
+		if list, lerr = s.lookup(names); lerr != nil {
+			return
+		}
+		for _, svc := range list {
+			svc.retries = 0
+			if svc.state == GivenUp && !s.shuttingDown {
+				s.startNow(svc)
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return lerr
+}
+
+// Reload applies a new service list like `vigil reload` (SPEC section 7):
+// added services start, removed ones stop, changed ones (command, dir, env,
+// user, log or ready) restart, and the rest keep running with their policy
+// fields updated. It returns once the removed and changed ones are down and
+// every start is under way.
+func (s *Supervisor) Reload(ctx context.Context, services []config.Service) error {
+	var waitDown []*service
+	err := s.await(ctx, func() error {
+		if s.shuttingDown {
+			return ErrStopped
+		}
+		waitDown = s.applyReload(services)
+		return nil
+	}, func() (bool, error) { return stopped(waitDown), nil })
+	if err != nil {
+		return err
+	}
+	return s.call(ctx, func() {
+		for _, svc := range waitDown {
+			if svc.removed {
+				s.remove(svc)
+				continue
+			}
+			s.startNow(svc)
+		}
+		s.link()
+	})
+}
+
+// applyReload updates the service table and stops what must go down; it
+// returns those services.
+func (s *Supervisor) applyReload(services []config.Service) []*service {
+	next := make(map[string]config.Service, len(services))
+	for _, c := range services {
+		next[c.Name] = c
+	}
+	var down []*service
+	for _, svc := range s.order {
+		if svc.isMain {
+			continue
+		}
+		c, ok := next[svc.Name]
+		switch {
+		case !ok:
+			s.log.Info("reload: removing", "service", svc.Name)
+			svc.removed = true
+			s.stopNow(svc)
+			down = append(down, svc)
+		case needsRestart(svc.Service, c):
+			s.log.Info("reload: changed, restarting", "service", svc.Name)
+			svc.Service = c
+			s.stopNow(svc)
+			down = append(down, svc)
+		default:
+			svc.Service = c
+		}
+	}
+	for _, c := range services {
+		if s.byName[c.Name] == nil {
+			s.log.Info("reload: adding", "service", c.Name)
+			s.add(&service{Service: c})
+		}
+	}
+	s.link()
+	for _, svc := range s.order {
+		if svc.state == Starting && svc.pid == 0 && svc.timer == nil {
+			s.tryStart(svc)
+		}
+	}
+	return down
+}
+
+// needsRestart reports whether a change between two versions of a service
+// needs a new process: anything about how it runs, not the policy.
+func needsRestart(a, b config.Service) bool {
+	return !slices.Equal(a.Argv, b.Argv) || a.Dir != b.Dir || !slices.Equal(a.Env, b.Env) ||
+		a.User != b.User || a.Log != b.Log || !reflect.DeepEqual(a.Ready, b.Ready)
+}
+
+func (s *Supervisor) remove(svc *service) {
+	s.cancelTimer(svc)
+	s.order = slices.DeleteFunc(s.order, func(x *service) bool { return x == svc })
+	delete(s.byName, svc.Name)
+}
+
+// link rebuilds the dependency edges from the services' DependsOn.
+func (s *Supervisor) link() {
+	for _, svc := range s.order {
+		svc.deps, svc.users = nil, nil
+	}
+	for _, svc := range s.order {
+		for _, name := range svc.DependsOn {
+			if d := s.byName[name]; d != nil {
+				svc.deps = append(svc.deps, d)
+				d.users = append(d.users, svc)
+			}
+		}
+	}
+}
