@@ -140,7 +140,6 @@ func TestControlVerbs(t *testing.T) {
 		{[]string{"stop", "nope"}, 1},
 		{[]string{"start"}, 2},
 		{[]string{"signal", "NOSIG", "a"}, 2},
-		{[]string{"reexec"}, 1},
 	} {
 		if code, _, _ := ctl(t, sock, tc.args...); code != tc.want {
 			t.Errorf("vigil %v: exit %d, want %d", tc.args, code, tc.want)

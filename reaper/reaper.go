@@ -155,3 +155,22 @@ func (r *Reaper) Orphans() uint64 {
 
 // Stop stops the SIGCHLD notifications.
 func (r *Reaper) Stop() { signal.Stop(r.wake) }
+
+// Adopt registers a child this process did not spawn itself: one inherited
+// across a re-exec. Call it before the first pass of Run, so its exit,
+// even one that happened during the exec, reaches the returned channel.
+func (r *Reaper) Adopt(pid int) <-chan Exit {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ch := make(chan Exit, 1)
+	r.owners[pid] = ch
+	return ch
+}
+
+// Hold stops all reaping until release is called: before a re-exec hands
+// the PIDs of the children over, none of them may be reaped (and so freed
+// for reuse). release must be called if the exec fails.
+func (r *Reaper) Hold() (release func()) {
+	r.mu.Lock()
+	return r.mu.Unlock
+}

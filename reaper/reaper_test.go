@@ -129,3 +129,33 @@ func waitGone(t *testing.T, pid int) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+func TestHoldAndAdopt(t *testing.T) {
+	r := New(nil)
+	defer r.Stop()
+	// A child spawned behind the reaper's back, as one inherited at exec.
+	pid, err := syscall.ForkExec("/bin/sh", []string{"sh", "-c", "exit 6"}, &syscall.ProcAttr{Files: []uintptr{0, 1, 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := r.Hold()
+	ch := r.adoptLocked(pid)
+	done := make(chan int)
+	go func() { done <- r.Reap() }()
+	select {
+	case <-done:
+		t.Fatal("Reap ran while held")
+	case <-time.After(50 * time.Millisecond):
+	}
+	release()
+	<-done
+	r.Reap()
+	expectExit(t, ch, pid, 6)
+}
+
+// adoptLocked is Adopt for a caller already holding the lock (the test's Hold).
+func (r *Reaper) adoptLocked(pid int) <-chan Exit {
+	ch := make(chan Exit, 1)
+	r.owners[pid] = ch
+	return ch
+}

@@ -319,38 +319,33 @@ func (s *Supervisor) Reset(ctx context.Context, names []string) error {
 // fields updated. It returns once the removed and changed ones are down and
 // every start is under way.
 func (s *Supervisor) Reload(ctx context.Context, services []config.Service) error {
-	var waitDown []*service
-	err := s.await(ctx, func() error {
+	var touched []*service
+	return s.await(ctx, func() error {
 		if s.shuttingDown {
 			return ErrStopped
 		}
-		waitDown = s.applyReload(services)
+		touched = s.applyReload(services)
 		return nil
-	}, func() (bool, error) { return stopped(waitDown), nil })
-	if err != nil {
-		return err
-	}
-	return s.call(ctx, func() {
-		for _, svc := range waitDown {
-			if svc.removed {
-				s.remove(svc)
-				continue
+	}, func() (bool, error) {
+		for _, svc := range touched {
+			if svc.removed && s.byName[svc.Name] == svc || svc.restartAfterStop {
+				return false, nil
 			}
-			s.startNow(svc)
 		}
-		s.link()
+		return true, nil
 	})
 }
 
-// applyReload updates the service table and stops what must go down; it
-// returns those services.
+// applyReload updates the service table, starts what was added and stops
+// what was removed or changed; a changed one starts again once its group is
+// gone (see checkGroups). It returns the removed and changed services.
 func (s *Supervisor) applyReload(services []config.Service) []*service {
 	next := make(map[string]config.Service, len(services))
 	for _, c := range services {
 		next[c.Name] = c
 	}
 	var down []*service
-	for _, svc := range s.order {
+	for _, svc := range slices.Clone(s.order) {
 		if svc.isMain {
 			continue
 		}
@@ -360,11 +355,20 @@ func (s *Supervisor) applyReload(services []config.Service) []*service {
 			s.log.Info("reload: removing", "service", svc.Name)
 			svc.removed = true
 			s.stopNow(svc)
+			if !svc.stopping {
+				s.remove(svc)
+			}
 			down = append(down, svc)
 		case needsRestart(svc.Service, c):
 			s.log.Info("reload: changed, restarting", "service", svc.Name)
 			svc.Service = c
+			wanted := svc.want
 			s.stopNow(svc)
+			if wanted && svc.stopping {
+				svc.restartAfterStop = true
+			} else if wanted {
+				s.startNow(svc)
+			}
 			down = append(down, svc)
 		default:
 			svc.Service = c

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"os"
 	"sync"
 	"syscall"
 )
@@ -72,11 +73,21 @@ func (o *Output) write(line []byte) error {
 // front of each line, over bytes already consumed, so a line costs no
 // allocation and no copy.
 func (o *Output) Pump(name string, r io.Reader) error {
+	_, err := o.PumpCarry(name, r, nil)
+	return err
+}
+
+// PumpCarry is Pump starting with carry, the partial line an earlier pump
+// of the same stream left. When a read fails with os.ErrDeadlineExceeded
+// (vigil interrupts its pumps before a re-exec), it writes every whole line
+// it holds and returns the partial one instead of writing it, so the new
+// vigil can go on with it: no line is torn or lost across the exec.
+func (o *Output) PumpCarry(name string, r io.Reader, carry []byte) (leftover []byte, err error) {
 	p := len(name) + len(" | ")
-	buf := make([]byte, p+initialBuf)
+	buf := make([]byte, p+max(initialBuf, len(carry)+1))
 	// Unconsumed data is buf[start:end]; start never drops below p, so there
 	// is always room for the prefix in front of a line.
-	start, end := p, p
+	start, end := p, p+copy(buf[p:], carry)
 	// split: the last thing written was a MaxLine chunk, so a newline coming
 	// next ends that line and is not an empty line of its own.
 	split := false
@@ -130,6 +141,9 @@ func (o *Output) Pump(name string, r io.Reader) error {
 		if start == end {
 			start, end = p, p
 		}
+		if errors.Is(rerr, os.ErrDeadlineExceeded) {
+			return bytes.Clone(buf[start:end]), werr
+		}
 		if rerr != nil {
 			if start < end {
 				// A last line without a newline: add one.
@@ -156,7 +170,7 @@ func (o *Output) Pump(name string, r io.Reader) error {
 	if errors.Is(rerr, io.EOF) {
 		rerr = nil
 	}
-	return errors.Join(rerr, werr)
+	return nil, errors.Join(rerr, werr)
 }
 
 // grow doubles the data part of buf (after the p bytes kept for the prefix),

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"testing/iotest"
+	"time"
 )
 
 func TestPump(t *testing.T) {
@@ -253,4 +255,52 @@ func BenchmarkPump(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+func TestPumpCarryStopsAtLineBoundary(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	var got bytes.Buffer
+	o := NewOutput(&got)
+	done := make(chan []byte)
+	go func() {
+		left, _ := o.PumpCarry("svc", r, []byte("carried "))
+		done <- left
+	}()
+	w.WriteString("half one\nwhole two\npartial thr")
+	// Wait until the whole lines are out, then interrupt as a re-exec does.
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(got2(o, &got), "whole two"); {
+		if time.Now().After(deadline) {
+			t.Fatal("lines not pumped")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	r.SetReadDeadline(time.Now())
+	left := <-done
+	if string(left) != "partial thr" {
+		t.Errorf("leftover %q", left)
+	}
+	if want := "svc | carried half one\nsvc | whole two\n"; got2(o, &got) != want {
+		t.Errorf("output %q, want %q", got.String(), want)
+	}
+	// A new pump goes on with the leftover: the line arrives whole.
+	r.SetReadDeadline(time.Time{})
+	w.WriteString("ee\n")
+	w.Close()
+	if _, err := o.PumpCarry("svc", r, left); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(got.String(), "svc | partial three\n") {
+		t.Errorf("output %q", got.String())
+	}
+}
+
+// got2 reads the buffer under the Output's lock.
+func got2(o *Output, b *bytes.Buffer) string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return b.String()
 }

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -51,6 +53,14 @@ type Options struct {
 	ShutdownTimeout time.Duration
 	Stdout, Stderr  *Output // where prefixed services' lines go
 	Root            string  // where /etc/passwd and /etc/group are looked up; "/" if empty
+	// Handoff, when this vigil replaced an earlier one in place, holds the
+	// services to adopt; Services is then applied to them like a reload.
+	Handoff    *Handoff
+	Generation int // how many re-execs led to this image
+	// Reexec replaces vigil in place (vigil reexec, the interval, a panic);
+	// nil: not available.
+	Reexec         Reexecer
+	ReexecInterval time.Duration
 }
 
 // Supervisor runs services. Every field below is owned by the goroutine in
@@ -73,6 +83,7 @@ type Supervisor struct {
 	done         bool
 	quit         chan struct{} // closed when Run returns
 	pumps        sync.WaitGroup
+	panics       []time.Time // recent recovered panics
 	watchers     []*watcher
 	exitCode     int
 	exitFixed    bool
@@ -97,12 +108,18 @@ type service struct {
 	stopping bool // vigil signalled it to stop; its exit is not judged
 	failRun  bool // this run failed its readiness timeout
 	removed  bool // dropped by a reload; deleted once down
-	blockLog bool // "blocked" was logged
+	// restartAfterStop: changed by a reload; started again once down.
+	restartAfterStop bool
+	blockLog         bool // "blocked" was logged
 
 	timer    *time.Timer // pending start, backoff, readiness timeout or kill
 	timerGen int
 	cancel   context.CancelFunc // readiness check of this run
 	notify   *os.File           // read end of the notify_fd pipe until the check takes it
+	pumps    []*pump            // prefixed output being copied
+	// reaped is the leader's exit, stored by its watcher before the loop
+	// handles it, so a re-exec can hand over an exit still in flight.
+	reaped atomic.Pointer[reaper.Exit]
 }
 
 // New prepares a supervisor; nothing starts before Run.
@@ -132,6 +149,12 @@ func New(o Options) (*Supervisor, error) {
 		}}
 		s.add(s.main)
 	}
+	if o.Handoff != nil {
+		s.o.Generation = o.Handoff.Generation
+		s.panics = o.Handoff.Panics
+		s.adopt(*o.Handoff)
+		return s, nil
+	}
 	for _, c := range o.Services {
 		s.add(&service{Service: c})
 	}
@@ -160,21 +183,35 @@ func (s *Supervisor) OrphanReaped() {
 func (s *Supervisor) Run() int {
 	defer s.devnull.Close()
 	defer close(s.quit)
-	for _, svc := range s.order {
-		s.tryStart(svc)
+	if h := s.o.Handoff; h != nil {
+		s.log.Info("adopted services after re-exec", "generation", h.Generation, "services", len(s.order))
+		s.resume()
+		s.applyReload(s.o.Services)
+		for _, sig := range h.Signals {
+			s.onSignal(syscall.Signal(sig))
+		}
+	} else {
+		for _, svc := range s.order {
+			s.tryStart(svc)
+		}
+	}
+	if d := s.o.ReexecInterval; d > 0 && s.o.Reexec != nil {
+		time.AfterFunc(d, func() { s.post(func() { s.reexecNow("interval") }) })
 	}
 	for !s.done {
-		select {
-		case sig := <-s.o.Signals:
-			s.onSignal(sig.(syscall.Signal))
-		case f := <-s.events:
-			f()
-		case <-s.orphaned:
-			s.checkGroups()
-		case <-s.gone:
-			s.done = true
-		}
-		s.checkWatchers()
+		s.safely(func() {
+			select {
+			case sig := <-s.o.Signals:
+				s.onSignal(sig.(syscall.Signal))
+			case f := <-s.events:
+				f()
+			case <-s.orphaned:
+				s.checkGroups()
+			case <-s.gone:
+				s.done = true
+			}
+			s.checkWatchers()
+		})
 	}
 	if s.deadline != nil {
 		s.deadline.Stop()
@@ -197,6 +234,35 @@ func (s *Supervisor) drainOutput() {
 	case <-time.After(2 * time.Second):
 		s.log.Warn("service output still open after every process ended; not waiting for it")
 	}
+}
+
+// maxPanics is how many panic re-execs a minute vigil tries before it
+// gives up, shuts down gracefully and exits 70.
+const maxPanics = 3
+
+// safely runs one turn of the loop. A panic in vigil's own code is
+// recovered: vigil re-executes itself (a fresh image adopting the services,
+// which never notice), unless that has happened too often already.
+func (s *Supervisor) safely(f func()) {
+	defer func() {
+		r := recover()
+		if r == nil {
+			return
+		}
+		s.log.Error("internal error", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+		now := time.Now()
+		s.panics = slices.DeleteFunc(s.panics, func(t time.Time) bool { return now.Sub(t) > time.Minute })
+		s.panics = append(s.panics, now)
+		if len(s.panics) > maxPanics || s.o.Reexec == nil || s.shuttingDown {
+			if !s.exitFixed {
+				s.exitCode, s.exitFixed = 70, true
+			}
+			s.shutdown("repeated internal errors")
+			return
+		}
+		s.reexecNow("panic")
+	}()
+	f()
 }
 
 // post runs f on the supervisor's goroutine. Never call it from there.
@@ -344,26 +410,27 @@ func (s *Supervisor) spawn(svc *service) {
 		for _, p := range pumps {
 			p.r.Close()
 		}
+		if svc.notify != nil {
+			svc.notify.Close()
+			svc.notify = nil
+		}
 		code := ExitCode(err)
 		s.log.Error("cannot start", "service", svc.Name, "status", code, "err", err)
 		svc.lastExit = &code
 		s.judge(svc, code, 0)
 		return
 	}
+	// Pumps of an earlier run that reached EOF are done with; others may
+	// still drain a leftover process's output.
+	svc.pumps = slices.DeleteFunc(svc.pumps, func(p *pump) bool { return p.eof.Load() })
 	for _, p := range pumps {
-		s.pumps.Go(func() {
-			p.out.Pump(svc.Name, p.r)
-			p.r.Close()
-		})
+		svc.pumps = append(svc.pumps, p)
+		s.runPump(svc.Name, p)
 	}
 	svc.pid, svc.pgid = pid, pid
 	svc.state = Running
 	s.log.Info("started", "service", svc.Name, "pid", pid)
-	run := svc.run
-	go func() {
-		e := <-exits
-		s.post(func() { s.exited(svc, run, e) })
-	}()
+	s.watchExit(svc, exits)
 	switch {
 	case svc.Ready != nil:
 		s.watchReady(svc, cmd.Env)
@@ -372,15 +439,52 @@ func (s *Supervisor) spawn(svc *service) {
 	}
 }
 
+// watchExit hands the current run's exit to the loop.
+func (s *Supervisor) watchExit(svc *service, exits <-chan reaper.Exit) {
+	run := svc.run
+	svc.reaped.Store(nil)
+	go func() {
+		e := <-exits
+		svc.reaped.Store(&e)
+		s.post(func() { s.exited(svc, run, e) })
+	}()
+}
+
 // pump is one prefixed output pipe of a service.
 type pump struct {
-	r   *os.File
-	out *Output
+	r       *os.File
+	out     *Output
+	carry   []byte          // partial line to start with (after a re-exec)
+	stopped chan pumpResult // one result per runPump
+	eof     atomic.Bool
+}
+
+type pumpResult struct {
+	left []byte // partial line held when interrupted
+	eof  bool
+}
+
+// runPump copies p's pipe until EOF (then closes it) or until stopPumps
+// interrupts it at a line boundary.
+func (s *Supervisor) runPump(name string, p *pump) {
+	p.stopped = make(chan pumpResult, 1)
+	carry := p.carry
+	p.carry = nil
+	s.pumps.Go(func() {
+		left, err := p.out.PumpCarry(name, p.r, carry)
+		if errors.Is(err, os.ErrDeadlineExceeded) || left != nil {
+			p.stopped <- pumpResult{left: left}
+			return
+		}
+		p.eof.Store(true)
+		p.r.Close()
+		p.stopped <- pumpResult{eof: true}
+	})
 }
 
 // command builds how svc is started. closeAfter are vigil's copies of the
 // child's pipe ends, closed once the child has them.
-func (s *Supervisor) command(svc *service) (Command, []*os.File, []pump, error) {
+func (s *Supervisor) command(svc *service) (Command, []*os.File, []*pump, error) {
 	c := Command{Argv: svc.Argv, Dir: svc.Dir, Terminal: -1}
 	env := slices.Clone(s.o.Env)
 	if svc.User != "" {
@@ -399,7 +503,7 @@ func (s *Supervisor) command(svc *service) (Command, []*os.File, []pump, error) 
 	c.Session = true
 	c.Files = []uintptr{s.devnull.Fd(), 1, 2}
 	var closeAfter []*os.File
-	var pumps []pump
+	var pumps []*pump
 	if svc.Log == config.LogPrefix {
 		for i, out := range []*Output{s.o.Stdout, s.o.Stderr} {
 			r, w, err := os.Pipe()
@@ -414,7 +518,7 @@ func (s *Supervisor) command(svc *service) (Command, []*os.File, []pump, error) 
 			}
 			c.Files[1+i] = w.Fd()
 			closeAfter = append(closeAfter, w)
-			pumps = append(pumps, pump{r: r, out: out})
+			pumps = append(pumps, &pump{r: r, out: out})
 		}
 	}
 	if svc.Ready != nil && svc.Ready.NotifyFD > 0 {
@@ -674,12 +778,24 @@ func (s *Supervisor) signalStop(svc *service) {
 
 // checkGroups notices stopping services whose whole group is gone.
 func (s *Supervisor) checkGroups() {
+	var down []*service
 	for _, svc := range s.order {
 		if svc.stopping && !svc.alive() {
 			svc.stopping = false
 			s.cancelTimer(svc)
 			svc.state = Stopped
 			s.log.Info("stopped", "service", svc.Name)
+			down = append(down, svc)
+		}
+	}
+	for _, svc := range down {
+		switch {
+		case svc.removed:
+			s.remove(svc)
+			s.link()
+		case svc.restartAfterStop && !s.shuttingDown:
+			svc.restartAfterStop = false
+			s.startNow(svc)
 		}
 	}
 	if s.shuttingDown {

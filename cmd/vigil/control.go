@@ -98,7 +98,7 @@ func (c supervisorControl) Reload(ctx context.Context) error {
 }
 
 func (c supervisorControl) Reexec(ctx context.Context) error {
-	return errors.New("re-exec is not available in this build yet")
+	return c.sup.Reexec(ctx)
 }
 
 // wrapperControl answers the verbs in wrapper mode, where the only service
@@ -155,5 +155,5 @@ func (w *wrapperControl) Restart(context.Context, []string) error { return errWr
 func (w *wrapperControl) Reload(context.Context) error            { return errWrapper }
 func (w *wrapperControl) Reset(context.Context, []string) error   { return nil }
 func (w *wrapperControl) Reexec(context.Context) error {
-	return errors.New("re-exec is not available in this build yet")
+	return errors.New("re-exec needs supervisor mode: wrapper mode has nothing to carry over")
 }

@@ -55,6 +55,10 @@ func run(args []string) int {
 		log.Log(nil, lvl, "reaped orphan", "pid", e.Pid, "status", e.Code())
 	})
 
+	// A vigil that replaced itself in place (re-exec) finds its services
+	// here; they must be adopted before the reaper's first pass.
+	handoff, herr := readHandoff()
+
 	inv, err := parseArgs(args)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "vigil: %v\nRun 'vigil --help' for usage.\n", err)
@@ -76,6 +80,16 @@ func run(args []string) int {
 	}
 
 	st, errs := load(os.Environ(), inv.flags)
+	if handoff != nil {
+		// The services run already: a config that went bad meanwhile
+		// changes nothing, as with `vigil reload`.
+		st.supervisor = true
+		if len(errs) > 0 {
+			st.services = handedOver(handoff)
+			fmt.Fprintf(os.Stderr, "vigil: after re-exec the config has problems; keeping the services as they were:\n%s", indent(errs))
+			errs = nil
+		}
+	}
 	if len(errs) > 0 {
 		fmt.Fprintf(os.Stderr, "vigil: invalid configuration:\n%s", indent(errs))
 		return exitConfig
@@ -93,6 +107,9 @@ func run(args []string) int {
 	}
 	defer closer.Close()
 	warnOrphans = inv.flags.warnOrphans
+	if herr != nil {
+		log.Error("ignoring the re-exec handoff", "err", herr)
+	}
 
 	tune()
 	if os.Getpid() != 1 {
@@ -110,7 +127,7 @@ func run(args []string) int {
 	done := make(chan struct{})
 	defer close(done)
 	if st.supervisor {
-		return runSupervisor(log, rp, sigs, inv, st, stderr, &onOrphan, done)
+		return runSupervisor(log, rp, sigs, inv, st, stderr, handoff, &onOrphan, done)
 	}
 	go rp.Run(done)
 	w := &wrapper{

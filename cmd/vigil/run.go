@@ -17,7 +17,7 @@ import (
 
 // runSupervisor is supervisor mode: every service of the config, plus the
 // main process when `-- CMD` is given.
-func runSupervisor(log *slog.Logger, rp *reaper.Reaper, sigs <-chan os.Signal, inv invocation, st setup, stderr *supervise.Output, onOrphan *func(), done chan struct{}) int {
+func runSupervisor(log *slog.Logger, rp *reaper.Reaper, sigs <-chan os.Signal, inv invocation, st setup, stderr *supervise.Output, handoff *supervise.Handoff, onOrphan *func(), done chan struct{}) int {
 	s := st.settings
 	var term = -1
 	if len(inv.command) > 0 {
@@ -37,6 +37,9 @@ func runSupervisor(log *slog.Logger, rp *reaper.Reaper, sigs <-chan os.Signal, i
 		ShutdownTimeout: s.ShutdownTimeout,
 		Stdout:          supervise.NewOutput(os.Stdout),
 		Stderr:          stderr,
+		Handoff:         handoff,
+		Reexec:          reexecer{reaper: rp},
+		ReexecInterval:  s.ReexecInterval,
 	})
 	if err != nil {
 		log.Error("cannot supervise", "err", err)
@@ -44,7 +47,9 @@ func runSupervisor(log *slog.Logger, rp *reaper.Reaper, sigs <-chan os.Signal, i
 	}
 	*onOrphan = sup.OrphanReaped
 	go rp.Run(done)
-	log.Info("supervising", "services", len(st.services), "config", st.configPath)
+	if handoff == nil {
+		log.Info("supervising", "services", len(st.services), "config", st.configPath)
+	}
 	stop := serveControl(log, s.Socket, supervisorControl{sup: sup, reload: func() ([]config.Service, []error) {
 		next, errs := load(os.Environ(), inv.flags)
 		return next.services, errs
@@ -112,4 +117,15 @@ func printCheck(w io.Writer, st setup) {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", n, val, st.source[n])
 	}
 	tw.Flush()
+}
+
+// handedOver is the service list a handoff carries, less main.
+func handedOver(h *supervise.Handoff) []config.Service {
+	var out []config.Service
+	for _, hs := range h.Services {
+		if !hs.Main {
+			out = append(out, hs.Config)
+		}
+	}
+	return out
 }

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/vigil-init/vigil/reaper"
+	"github.com/vigil-init/vigil/supervise"
+	"golang.org/x/sys/unix"
+)
+
+// handoffEnv names the inherited memfd holding the handoff. It is one of
+// vigil's own variables, so services never see it (CleanEnv).
+const handoffEnv = "VIGIL_HANDOFF_FD"
+
+// handoffDoc is the handoff as written to the memfd.
+type handoffDoc struct {
+	Version int
+	Binding supervise.Binding
+	Handoff supervise.Handoff
+}
+
+// reexecer replaces this vigil by the binary on disk (SPEC section 6).
+type reexecer struct {
+	reaper *reaper.Reaper
+}
+
+// exe is the binary on disk at vigil's path: os.Executable strips
+// " (deleted)", so a binary replaced at the same path is the one run.
+func (x reexecer) exe() (string, error) { return os.Executable() }
+
+// Check runs the new binary once (`vigil version --handoff`) and checks it
+// reads this handoff version; otherwise the old vigil stays.
+func (x reexecer) Check() error {
+	exe, err := x.exe()
+	if err != nil {
+		return fmt.Errorf("find the binary: %w", err)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	devnull, err := os.Open(os.DevNull)
+	if err != nil {
+		w.Close()
+		return err
+	}
+	defer devnull.Close()
+	pid, exits, err := supervise.Start(x.reaper, supervise.Command{
+		Argv: []string{exe, "version", "--handoff"}, Env: supervise.CleanEnv(os.Environ()),
+		Files: []uintptr{devnull.Fd(), w.Fd(), 2}, Terminal: -1, Session: true,
+	})
+	w.Close()
+	if err != nil {
+		return fmt.Errorf("run %s: %w", exe, err)
+	}
+	r.SetReadDeadline(time.Now().Add(10 * time.Second))
+	out, _ := io.ReadAll(io.LimitReader(r, 64))
+	var e reaper.Exit
+	select {
+	case e = <-exits:
+	case <-time.After(10 * time.Second):
+		unix.Kill(-pid, unix.SIGKILL)
+		<-exits
+		return fmt.Errorf("%s version --handoff did not finish in 10s", exe)
+	}
+	if e.Code() != 0 {
+		return fmt.Errorf("%s version --handoff exited %d", exe, e.Code())
+	}
+	v, err := strconv.Atoi(strings.TrimSpace(string(out)))
+	if err != nil || v != handoffVersion {
+		return fmt.Errorf("%s reads handoff version %q, this vigil writes %d", exe, strings.TrimSpace(string(out)), handoffVersion)
+	}
+	return nil
+}
+
+// Exec writes the handoff to a memfd, lets it and the services' pipes
+// survive the exec, and execs. It returns only if the exec failed, with
+// every descriptor as it was.
+func (x reexecer) Exec(h supervise.Handoff, keep []int) error {
+	exe, err := x.exe()
+	if err != nil {
+		return err
+	}
+	bind, err := supervise.Bind()
+	if err != nil {
+		return err
+	}
+	doc, err := json.Marshal(handoffDoc{Version: handoffVersion, Binding: bind, Handoff: h})
+	if err != nil {
+		return err
+	}
+	// No MFD_CLOEXEC: the new image inherits it. Nothing forks meanwhile:
+	// every fork goes through the reaper, which is held.
+	fd, err := unix.MemfdCreate("vigil-handoff", 0)
+	if err != nil {
+		return fmt.Errorf("memfd: %w", err)
+	}
+	defer unix.Close(fd)
+	if _, err := unix.Write(fd, doc); err != nil {
+		return fmt.Errorf("write handoff: %w", err)
+	}
+	// Pipes keep FD_CLOEXEC until now; ForkLock keeps any fork out while
+	// they are inheritable.
+	syscall.ForkLock.RLock()
+	defer syscall.ForkLock.RUnlock()
+	for _, k := range keep {
+		unix.FcntlInt(uintptr(k), unix.F_SETFD, 0)
+	}
+	env := []string{handoffEnv + "=" + strconv.Itoa(fd)}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, handoffEnv+"=") {
+			env = append(env, kv)
+		}
+	}
+	err = syscall.Exec(exe, os.Args, env)
+	for _, k := range keep {
+		unix.FcntlInt(uintptr(k), unix.F_SETFD, unix.FD_CLOEXEC)
+	}
+	return fmt.Errorf("exec %s: %w", exe, err)
+}
+
+// readHandoff takes the handoff an earlier image of this process left, if
+// any. A handoff bound to another process or of another version is refused.
+func readHandoff() (*supervise.Handoff, error) {
+	v, ok := os.LookupEnv(handoffEnv)
+	if !ok {
+		return nil, nil
+	}
+	os.Unsetenv(handoffEnv)
+	fd, err := strconv.Atoi(v)
+	if err != nil {
+		return nil, fmt.Errorf("%s=%q: not a descriptor", handoffEnv, v)
+	}
+	f := os.NewFile(uintptr(fd), "handoff")
+	defer f.Close()
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("handoff: %w", err)
+	}
+	var doc handoffDoc
+	if err := json.NewDecoder(f).Decode(&doc); err != nil {
+		return nil, fmt.Errorf("handoff: %w", err)
+	}
+	if doc.Version != handoffVersion {
+		return nil, fmt.Errorf("handoff version %d, this vigil reads %d", doc.Version, handoffVersion)
+	}
+	bind, err := supervise.Bind()
+	if err != nil {
+		return nil, err
+	}
+	if doc.Binding != bind {
+		return nil, errors.New("handoff was written by another process")
+	}
+	return &doc.Handoff, nil
+}

@@ -1,0 +1,318 @@
+package supervise
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/vigil-init/vigil/config"
+	"github.com/vigil-init/vigil/reaper"
+	"golang.org/x/sys/unix"
+)
+
+// Handoff is what a vigil passes to the image that replaces it (re-exec):
+// every service's runtime record and the descriptors of its output pipes.
+type Handoff struct {
+	Generation int
+	Signals    []int       // received but not yet handled by the old image
+	Panics     []time.Time // recent panic re-execs, to stop a panic loop
+	Services   []HandoffService
+}
+
+// HandoffService is one service across a re-exec.
+type HandoffService struct {
+	Config config.Service
+	Main   bool
+	State  State
+	Pid    int
+	Pgid   int
+	// Exit is the status of a run that ended while the old image froze,
+	// before it could handle it; the new one does.
+	Exit      *reaper.Exit
+	StartTime uint64 // of Pid, to recognise it (field 22 of /proc/PID/stat)
+	Started   time.Time
+	Retries   int
+	Restarts  int
+	LastExit  *int
+	Want      bool
+	// Output pipes of a prefixed service (this run's, and an earlier run's
+	// still held open by a leftover process): vigil's read ends, kept open
+	// across the exec, and the partial line each pump held.
+	Pipes  []HandoffPipe
+	Notify int // read end of the notify_fd pipe, -1 if none
+}
+
+// HandoffPipe is one output pipe across a re-exec.
+type HandoffPipe struct {
+	FD     int
+	Stderr bool
+	Carry  []byte
+}
+
+// Freeze stops the supervisor's world for a re-exec, on its goroutine (use
+// it inside exec below): the pumps stop at a line boundary, the reaper is
+// held so no listed PID can be freed, pending signals are drained. It
+// returns the handoff, the descriptors that must survive the exec, and
+// thaw, which undoes it all if the exec fails.
+func (s *Supervisor) freeze() (h Handoff, keep []int, thaw func()) {
+	s.stopPumps()
+	release := s.o.Reaper.Hold()
+	h.Generation = s.o.Generation + 1
+	h.Panics = s.panics
+	for {
+		select {
+		case sig := <-s.o.Signals:
+			h.Signals = append(h.Signals, int(sig.(syscall.Signal)))
+			continue
+		default:
+		}
+		break
+	}
+	for _, svc := range s.order {
+		hs := HandoffService{
+			Config: svc.Service, Main: svc.isMain, State: svc.state, Pid: svc.pid, Pgid: svc.pgid,
+			Started: svc.started, Retries: svc.retries, Restarts: svc.restarts, LastExit: svc.lastExit,
+			Want: svc.want, Notify: -1,
+		}
+		if svc.pid != 0 {
+			st, err := startTime(svc.pid)
+			if err == nil {
+				hs.StartTime = st
+			} else {
+				// Gone from /proc: reaped before the hold, so its exit is
+				// already on its way to the loop; take it from there.
+				hs.Pid, hs.Exit = 0, awaitReaped(svc)
+			}
+		}
+		for _, p := range svc.pumps {
+			fd := int(p.r.Fd())
+			keep = append(keep, fd)
+			hs.Pipes = append(hs.Pipes, HandoffPipe{FD: fd, Stderr: p.out == s.o.Stderr, Carry: p.carry})
+		}
+		if svc.notify != nil {
+			hs.Notify = int(svc.notify.Fd())
+			keep = append(keep, hs.Notify)
+		}
+		h.Services = append(h.Services, hs)
+	}
+	return h, keep, func() {
+		release()
+		for _, sig := range h.Signals {
+			s.onSignal(syscall.Signal(sig))
+		}
+		s.startPumps()
+	}
+}
+
+// awaitReaped waits for the watcher of a reaped leader to store its exit;
+// the reaper handed it over before the hold, so this is a matter of the
+// watcher goroutine being scheduled.
+func awaitReaped(svc *service) *reaper.Exit {
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		if e := svc.reaped.Load(); e != nil {
+			return e
+		}
+		runtime.Gosched()
+	}
+	return nil
+}
+
+// Reexecer replaces the running vigil by the binary on disk.
+type Reexecer interface {
+	// Check runs the new binary once; an error keeps the old vigil.
+	Check() error
+	// Exec does not return if it succeeds.
+	Exec(h Handoff, keep []int) error
+}
+
+// reexecDelay lets the reply to `vigil reexec` reach the client before the
+// exec closes its connection.
+const reexecDelay = 100 * time.Millisecond
+
+// Reexec checks the new binary, then replaces vigil in place shortly after:
+// services keep running, not restarted. A failed check is returned; a
+// failed exec is logged and vigil carries on.
+func (s *Supervisor) Reexec(ctx context.Context) error {
+	if s.o.Reexec == nil {
+		return errors.New("re-exec is not available")
+	}
+	if err := s.o.Reexec.Check(); err != nil {
+		return fmt.Errorf("the new binary failed its check, staying: %w", err)
+	}
+	return s.call(ctx, func() {
+		time.AfterFunc(reexecDelay, func() { s.post(func() { s.reexecNow("requested") }) })
+	})
+}
+
+// reexecNow freezes the world and execs; if the exec fails, the world
+// thaws and vigil carries on.
+func (s *Supervisor) reexecNow(reason string) {
+	if s.shuttingDown || s.o.Reexec == nil {
+		return
+	}
+	s.log.Info("re-executing", "reason", reason, "generation", s.o.Generation+1)
+	h, keep, thaw := s.freeze()
+	err := s.o.Reexec.Exec(h, keep)
+	thaw()
+	s.log.Error("re-exec failed; carrying on", "err", err)
+}
+
+// stopPumps interrupts every pump at a line boundary and keeps its partial
+// line; the read ends stay open. Pumps that reached EOF are dropped.
+func (s *Supervisor) stopPumps() {
+	for _, svc := range s.order {
+		for _, p := range svc.pumps {
+			p.r.SetReadDeadline(time.Now())
+		}
+	}
+	for _, svc := range s.order {
+		live := svc.pumps[:0]
+		for _, p := range svc.pumps {
+			if r := <-p.stopped; !r.eof {
+				p.carry = r.left
+				live = append(live, p)
+			}
+		}
+		svc.pumps = live
+	}
+}
+
+// startPumps restarts every pump with its carried partial line.
+func (s *Supervisor) startPumps() {
+	for _, svc := range s.order {
+		for _, p := range svc.pumps {
+			p.r.SetReadDeadline(time.Time{})
+			s.runPump(svc.Name, p)
+		}
+	}
+}
+
+// adopt takes over the services of a handoff: each listed PID that is still
+// vigil's child and started at the recorded time is registered with the
+// reaper; an exit that happened during the exec is reaped on the first pass
+// and handled by policy.
+func (s *Supervisor) adopt(h Handoff) {
+	for _, hs := range h.Services {
+		svc := &service{Service: hs.Config, isMain: hs.Main}
+		if hs.Main {
+			if s.main == nil {
+				continue
+			}
+			svc = s.main
+		}
+		svc.state, svc.pgid, svc.started = hs.State, hs.Pgid, hs.Started
+		svc.retries, svc.restarts, svc.lastExit, svc.want = hs.Retries, hs.Restarts, hs.LastExit, hs.Want
+		for _, hp := range hs.Pipes {
+			out := s.o.Stdout
+			if hp.Stderr {
+				out = s.o.Stderr
+			}
+			// NewFile registers a non-blocking pipe with the poller, so
+			// deadlines work on it again.
+			syscall.SetNonblock(hp.FD, true)
+			svc.pumps = append(svc.pumps, &pump{r: os.NewFile(uintptr(hp.FD), "output"), out: out, carry: hp.Carry})
+		}
+		if hs.Notify >= 0 {
+			svc.notify = os.NewFile(uintptr(hs.Notify), "notify")
+		}
+		if hs.Exit != nil {
+			// Ended during the freeze: handled once the loop runs.
+			svc.pid = hs.Exit.Pid
+			svc.run++
+			ch := make(chan reaper.Exit, 1)
+			ch <- *hs.Exit
+			s.watchExit(svc, ch)
+		}
+		if hs.Pid != 0 {
+			if st, err := startTime(hs.Pid); err == nil && st == hs.StartTime && parentIsSelf(hs.Pid) {
+				svc.pid = hs.Pid
+				svc.run++
+				s.watchExit(svc, s.o.Reaper.Adopt(hs.Pid))
+			} else {
+				s.log.Error("cannot adopt: not the process handed over", "service", svc.Name, "pid", hs.Pid)
+				svc.state = Starting
+			}
+		}
+		if !hs.Main {
+			s.add(svc)
+			svc.state = hs.State // add resets it
+			svc.want = hs.Want
+		}
+	}
+	s.link()
+}
+
+// resume puts adopted services that were between runs back on their way.
+func (s *Supervisor) resume() {
+	for _, svc := range s.order {
+		for _, p := range svc.pumps {
+			s.runPump(svc.Name, p)
+		}
+		switch {
+		case svc.pid != 0 && svc.state == Running && svc.Ready != nil:
+			s.watchReady(svc, append(append([]string{}, s.o.Env...), svc.Env...))
+		case svc.pid == 0 && svc.state == Backoff:
+			svc.state = Starting
+			s.after(svc, restartDelay(svc.Backoff, max(svc.retries, 1), jitter()), func() { s.restart(svc) })
+		case svc.pid == 0 && svc.state == Starting:
+			s.tryStart(svc)
+		}
+	}
+}
+
+// startTime reads field 22 of /proc/PID/stat: the process's start time in
+// clock ticks since boot, which tells it apart from a later one with the
+// same PID.
+func startTime(pid int) (uint64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, errors.New("malformed stat")
+	}
+	f := bytes.Fields(b[i+1:])
+	if len(f) < 20 {
+		return 0, errors.New("malformed stat")
+	}
+	return strconv.ParseUint(string(f[19]), 10, 64) // field 22 is the 20th after the name
+}
+
+func parentIsSelf(pid int) bool {
+	ppid, ok := parentOf(pid)
+	return ok && ppid == os.Getpid()
+}
+
+// Binding ties a handoff to this very process, so a stray descriptor can
+// never hand a new vigil someone else's children: the start time of
+// vigil's process, its PID namespace and the boot.
+type Binding struct {
+	StartTime uint64
+	PidNS     uint64
+	BootID    string
+}
+
+// Bind reads this process's Binding.
+func Bind() (Binding, error) {
+	st, err := startTime(os.Getpid())
+	if err != nil {
+		return Binding{}, fmt.Errorf("start time: %w", err)
+	}
+	var ns unix.Stat_t
+	if err := unix.Stat("/proc/self/ns/pid", &ns); err != nil {
+		return Binding{}, fmt.Errorf("pid namespace: %w", err)
+	}
+	boot, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return Binding{}, fmt.Errorf("boot id: %w", err)
+	}
+	return Binding{StartTime: st, PidNS: ns.Ino, BootID: string(bytes.TrimSpace(boot))}, nil
+}
