@@ -251,7 +251,7 @@ const allSettings = `{
   "log_file": "/var/log/vigil.log", "max_retries": -1,
   "backoff_initial": "2s", "backoff_max": "2m", "backoff_factor": 1.5, "backoff_jitter": 0,
   "stable_after": "1m", "stop_timeout": "3s", "respawn_limit": "5/10s",
-  "shutdown_timeout": "20s", "reexec_interval": "1h",
+  "shutdown_timeout": "20s", "reexec_interval": "1h", "reset_state": true,
   "kill_process_group": true, "subreaper": true
 }`
 
@@ -267,7 +267,7 @@ func TestSettingsFromFile(t *testing.T) {
 			LogFile: "/var/log/vigil.log", MaxRetries: -1,
 			BackoffInitial: 2 * time.Second, BackoffMax: 2 * time.Minute, BackoffFactor: 1.5, BackoffJitter: 0,
 			StableAfter: time.Minute, StopTimeout: 3 * time.Second, RespawnLimit: RespawnLimit{5, 10 * time.Second},
-			ShutdownTimeout: 20 * time.Second, ReexecInterval: time.Hour, KillProcessGroup: true, Subreaper: true,
+			ShutdownTimeout: 20 * time.Second, ReexecInterval: time.Hour, ResetState: true, KillProcessGroup: true, Subreaper: true,
 		}
 		if s != want {
 			t.Errorf("got  %+v\nwant %+v", s, want)

@@ -36,6 +36,7 @@ type Settings struct {
 	RespawnLimit     RespawnLimit  `env:"RESPAWN_LIMIT" help:"N/window restarts across all services; 0 = off"`
 	ShutdownTimeout  time.Duration `env:"SHUTDOWN_TIMEOUT" help:"absolute shutdown deadline"`
 	ReexecInterval   time.Duration `env:"REEXEC_INTERVAL" help:"re-exec vigil periodically; 0 = off"`
+	ResetState       bool          `env:"RESET_STATE" help:"forget retry counts and given-up marks at start"`
 	KillProcessGroup bool          `env:"KILL_PROCESS_GROUP" help:"tini's; group forwarding is the default"`
 	Subreaper        bool          `env:"SUBREAPER" help:"tini's; subreaping is automatic when not PID 1"`
 }

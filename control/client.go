@@ -49,6 +49,22 @@ var usages = map[string]string{
 // ExitNotReady (ready verb), ExitNoVigil (naming the paths tried) or
 // ExitUsage.
 func Main(verb string, args []string, explicitSocket string, stdout, stderr io.Writer) int {
+	return Client{Socket: explicitSocket, Stdout: stdout, Stderr: stderr}.Main(verb, args)
+}
+
+// Client is Main with options.
+type Client struct {
+	Socket         string
+	Stdout, Stderr io.Writer
+	// OfflineReset, if set, runs `vigil reset NAME...` when no vigil
+	// answers (SPEC section 6: edit the state file under its lock) and
+	// gives the exit code; unset, reset exits ExitNoVigil like the others.
+	OfflineReset func(names []string) int
+}
+
+// Main runs one verb; see the package function Main.
+func (c Client) Main(verb string, args []string) int {
+	explicitSocket, stdout, stderr := c.Socket, c.Stdout, c.Stderr
 	usage, ok := usages[verb]
 	if !ok {
 		fmt.Fprintf(stderr, "vigil: unknown verb %q\n", verb)
@@ -67,6 +83,9 @@ func Main(verb string, args []string, explicitSocket string, stdout, stderr io.W
 	if err != nil {
 		var nr *notRunningError
 		if errors.As(err, &nr) {
+			if verb == verbReset && c.OfflineReset != nil {
+				return c.OfflineReset(req.Names)
+			}
 			fmt.Fprintf(stderr, "vigil %s: %v\n", verb, err)
 			return ExitNoVigil
 		}

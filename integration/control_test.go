@@ -120,13 +120,16 @@ func TestControlVerbs(t *testing.T) {
 		t.Fatalf("start a: exit %d %s", code, errs)
 	}
 	_, pid2, _ := svc(t, sock, "a")
+	readies := func() int { return strings.Count(strings.Join(lines(filepath.Join(dir, "a")), "\n"), "ready") }
+	// Before restarting, let the new run set up its signal handling.
+	waitFor(t, 10*time.Second, "a recording after start", func() bool { return readies() >= 2 })
 	if code, _, errs := ctl(t, sock, "restart", "a"); code != 0 {
 		t.Fatalf("restart a: exit %d %s", code, errs)
 	}
 	if _, pid3, _ := svc(t, sock, "a"); pid3 == pid2 || pid3 == 0 {
 		t.Errorf("restart kept pid %d", pid2)
 	}
-	waitFor(t, 10*time.Second, "a recording again", func() bool { return strings.Count(strings.Join(lines(filepath.Join(dir, "a")), "\n"), "ready") >= 3 })
+	waitFor(t, 10*time.Second, "a recording after restart", func() bool { return readies() >= 3 })
 	if code, _, errs := ctl(t, sock, "signal", "USR1", "a"); code != 0 {
 		t.Fatalf("signal: exit %d %s", code, errs)
 	}

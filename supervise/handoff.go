@@ -158,6 +158,8 @@ func (s *Supervisor) reexecNow(reason string) {
 		return
 	}
 	s.log.Info("re-executing", "reason", reason, "generation", s.o.Generation+1)
+	// The state's lock closes with the exec; the new image opens it again.
+	s.flushState()
 	h, keep, thaw := s.freeze()
 	err := s.o.Reexec.Exec(h, keep)
 	thaw()

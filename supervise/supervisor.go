@@ -16,6 +16,7 @@ import (
 	"github.com/vigil-init/vigil/config"
 	"github.com/vigil-init/vigil/reaper"
 	"github.com/vigil-init/vigil/signals"
+	"github.com/vigil-init/vigil/state"
 	"golang.org/x/sys/unix"
 )
 
@@ -61,6 +62,10 @@ type Options struct {
 	// nil: not available.
 	Reexec         Reexecer
 	ReexecInterval time.Duration
+	// State persists the services' records; nil: in memory only. Its
+	// contents are applied at start (not after a re-exec: the handoff is
+	// newer).
+	State *state.Store
 }
 
 // Supervisor runs services. Every field below is owned by the goroutine in
@@ -84,6 +89,7 @@ type Supervisor struct {
 	quit         chan struct{} // closed when Run returns
 	pumps        sync.WaitGroup
 	panics       []time.Time // recent recovered panics
+	saved        map[string]persisted
 	watchers     []*watcher
 	exitCode     int
 	exitFixed    bool
@@ -140,6 +146,7 @@ func New(o Options) (*Supervisor, error) {
 		limiter:  newBucket(o.RespawnLimit, time.Now()),
 		devnull:  devnull,
 		quit:     make(chan struct{}),
+		saved:    make(map[string]persisted),
 	}
 	if o.Main != nil {
 		s.main = &service{isMain: true, Service: config.Service{
@@ -159,6 +166,9 @@ func New(o Options) (*Supervisor, error) {
 		s.add(&service{Service: c})
 	}
 	s.link()
+	if o.State != nil {
+		s.restore(o.State.Load())
+	}
 	return s, nil
 }
 
@@ -192,7 +202,9 @@ func (s *Supervisor) Run() int {
 		}
 	} else {
 		for _, svc := range s.order {
-			s.tryStart(svc)
+			if svc.state != GivenUp {
+				s.tryStart(svc)
+			}
 		}
 	}
 	if d := s.o.ReexecInterval; d > 0 && s.o.Reexec != nil {
@@ -211,8 +223,10 @@ func (s *Supervisor) Run() int {
 				s.done = true
 			}
 			s.checkWatchers()
+			s.persist()
 		})
 	}
+	s.flushState()
 	if s.deadline != nil {
 		s.deadline.Stop()
 	}

@@ -32,7 +32,27 @@ const (
 	exitConfig = 78 // EX_CONFIG
 )
 
-func main() { os.Exit(run(os.Args[1:])) }
+func main() {
+	// A verb is only ever the first argument, and a client (vigil status,
+	// a Kubernetes probe running vigil ready) is no init: it skips the
+	// signal and reaper set-up and answers at once.
+	if len(os.Args) > 1 && verbs[os.Args[1]] {
+		os.Exit(runVerb(os.Args[1], os.Args[2:]))
+	}
+	os.Exit(run(os.Args[1:]))
+}
+
+// runVerb runs every verb but the init itself.
+func runVerb(verb string, args []string) int {
+	switch verb {
+	case "version":
+		return runVersion(args, os.Stdout)
+	case "check":
+		return runCheck(args)
+	}
+	c := control.Client{Socket: os.Getenv("VIGIL_SOCKET"), Stdout: os.Stdout, Stderr: os.Stderr, OfflineReset: offlineReset}
+	return c.Main(verb, args)
+}
 
 func run(args []string) int {
 	// Signals first: until Notify, a TERM or HUP would make the Go runtime
@@ -71,12 +91,8 @@ func run(args []string) int {
 	case inv.version:
 		fmt.Println("vigil", version)
 		return 0
-	case inv.verb == "version":
-		return runVersion(inv.verbArgs, os.Stdout)
-	case inv.verb == "check":
-		return runCheck(inv.verbArgs)
 	case inv.verb != "":
-		return control.Main(inv.verb, inv.verbArgs, os.Getenv("VIGIL_SOCKET"), os.Stdout, os.Stderr)
+		return runVerb(inv.verb, inv.verbArgs)
 	}
 
 	st, errs := load(os.Environ(), inv.flags)

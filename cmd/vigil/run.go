@@ -12,6 +12,7 @@ import (
 
 	"github.com/vigil-init/vigil/config"
 	"github.com/vigil-init/vigil/reaper"
+	"github.com/vigil-init/vigil/state"
 	"github.com/vigil-init/vigil/supervise"
 )
 
@@ -23,6 +24,8 @@ func runSupervisor(log *slog.Logger, rp *reaper.Reaper, sigs <-chan os.Signal, i
 	if len(inv.command) > 0 {
 		term = supervise.ForegroundTerminal()
 	}
+	store := openState(log, s)
+	defer store.Close()
 	sup, err := supervise.New(supervise.Options{
 		Log:             log,
 		Reaper:          rp,
@@ -40,6 +43,7 @@ func runSupervisor(log *slog.Logger, rp *reaper.Reaper, sigs <-chan os.Signal, i
 		Handoff:         handoff,
 		Reexec:          reexecer{reaper: rp},
 		ReexecInterval:  s.ReexecInterval,
+		State:           store,
 	})
 	if err != nil {
 		log.Error("cannot supervise", "err", err)
@@ -128,4 +132,60 @@ func handedOver(h *supervise.Handoff) []config.Service {
 		}
 	}
 	return out
+}
+
+// defaultStateDir is used when it exists and no state dir is set.
+const defaultStateDir = "/var/lib/vigil"
+
+// stateDir is where the state lives, "" for none.
+func stateDir(s config.Settings) string {
+	switch s.StateDir {
+	case "none":
+		return ""
+	case "":
+		if fi, err := os.Stat(defaultStateDir); err == nil && fi.IsDir() {
+			return defaultStateDir
+		}
+		return ""
+	}
+	return s.StateDir
+}
+
+// openState opens the state directory. Nothing about the volume can stop
+// the services: problems are logged and vigil runs with state in memory.
+func openState(log *slog.Logger, s config.Settings) *state.Store {
+	dir := stateDir(s)
+	if dir == "" {
+		return nil
+	}
+	if s.ResetState {
+		if err := state.Reset(dir, nil); err != nil {
+			log.Warn("cannot reset the state", "dir", dir, "err", err)
+		} else {
+			log.Info("state reset: retry counts and given-up marks forgotten", "dir", dir)
+		}
+	}
+	store, err := state.Open(dir, log)
+	if err != nil {
+		log.Warn("running without persistence", "dir", dir, "err", err)
+		return nil
+	}
+	return store
+}
+
+// offlineReset is `vigil reset` with no vigil running: it edits the state
+// file under its lock (SPEC section 6).
+func offlineReset(names []string) int {
+	s := config.Default()
+	s.Env(os.Environ())
+	dir := stateDir(s)
+	if dir == "" {
+		fmt.Fprintln(os.Stderr, "vigil reset: no vigil running and no state directory: nothing to reset")
+		return 0
+	}
+	if err := state.Reset(dir, names); err != nil {
+		fmt.Fprintf(os.Stderr, "vigil reset: %v\n", err)
+		return 1
+	}
+	return 0
 }

@@ -5,8 +5,12 @@
 // the starting init rotated, so that the noise of the machine falls on all of
 // them alike. It prints a markdown table of figures: nothing is asserted.
 //
+// A second table (status.go) times `vigil status`, `vigil status --json` and
+// `vigil ready` as whole commands against `supervisorctl status`, vigil and
+// supervisord each supervising the same 100 services.
+//
 // Run it through integration/bench/run.sh (`make bench`), which builds it and
-// its child (child/child.c) and installs the other inits.
+// its child (child/child.c) and installs the other inits and supervisor.
 package main
 
 import (
@@ -46,6 +50,10 @@ type config struct {
 	shutdowns int // rounds of shutdown
 	idle      time.Duration
 	settle    time.Duration
+
+	tables       string // which tables: inits, status
+	services     int    // services under vigil and supervisord
+	statusRounds int    // rounds of the status round trip
 }
 
 func main() {
@@ -61,30 +69,37 @@ func main() {
 	flag.IntVar(&c.shutdowns, "shutdowns", 100, "rounds of shutdown")
 	flag.DurationVar(&c.idle, "idle", 10*time.Second, "idle period for the context switch count")
 	flag.DurationVar(&c.settle, "settle", time.Second, "time an idle init is left to settle before it is measured")
+	flag.StringVar(&c.tables, "tables", "inits,status", "the tables to make: inits (vigil against the C inits), status (vigil status against supervisorctl status)")
+	flag.IntVar(&c.services, "services", 100, "services under vigil and supervisord for the status table")
+	flag.IntVar(&c.statusRounds, "status-rounds", 200, "rounds of the status round trip (each times every command once)")
 	flag.Parse()
 	if *quick {
 		set := map[string]bool{}
 		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
 		for name, v := range map[string]string{
 			"startups": "60", "storms": "5", "signals": "200", "shutdowns": "20",
-			"idle": "3s", "settle": "500ms",
+			"idle": "3s", "settle": "500ms", "status-rounds": "30",
 		} {
 			if !set[name] {
 				flag.Set(name, v)
 			}
 		}
 	}
-	if c.child == "" || flag.NArg() > 0 {
+	tables := map[string]bool{}
+	for _, t := range strings.Split(c.tables, ",") {
+		tables[strings.TrimSpace(t)] = true
+	}
+	if (tables["inits"] && c.child == "") || flag.NArg() > 0 || c.services < 1 || c.statusRounds < 1 {
 		flag.Usage()
 		os.Exit(2)
 	}
-	if err := run(c); err != nil {
+	if err := run(c, tables); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(c config) error {
+func run(c config, tables map[string]bool) error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("must run as root (unshare --pid)")
 	}
@@ -92,6 +107,27 @@ func run(c config) error {
 	if unsharePath, err = exec.LookPath("unshare"); err != nil {
 		return err
 	}
+	if tables["inits"] {
+		if err := runInits(c); err != nil {
+			return err
+		}
+	}
+	if tables["status"] {
+		res, err := statusBench(c)
+		if err != nil {
+			return fmt.Errorf("status table: %w", err)
+		}
+		if tables["inits"] {
+			fmt.Println()
+		}
+		statusTable(c, res)
+	}
+	return nil
+}
+
+// runInits makes the first table: vigil against the C inits.
+func runInits(c config) error {
+	var err error
 	if c.child, err = filepath.Abs(c.child); err != nil {
 		return err
 	}

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # make bench: vigil against tini, tini-static, dumb-init and catatonit, each as
-# PID 1 of a fresh PID namespace. Prints a markdown table (figures only, never
-# a verdict) and keeps a copy in integration/bench/results/ (git-ignored).
+# PID 1 of a fresh PID namespace; then `vigil status` against `supervisorctl
+# status`, each daemon supervising the same 100 services. Prints two markdown
+# tables (figures only, never a verdict) and keeps a copy in
+# integration/bench/results/ (git-ignored).
 # Flags go to the bench program: ./integration/bench/run.sh -quick; see -h.
 # Needs root (unshare --pid) and a built bin/vigil (make build).
 set -euo pipefail
@@ -12,11 +14,13 @@ export DEBIAN_FRONTEND=noninteractive
 [ "$(id -u)" = 0 ] || { echo "bench: must run as root (unshare --pid)" >&2; exit 1; }
 [ -x bin/vigil ] || { echo "bench: bin/vigil missing: run make build" >&2; exit 1; }
 
-# The anchors, and gcc with a static libc for the child; only what is missing.
+# The anchors, supervisor, and gcc with a static libc for the child; only
+# what is missing.
 missing=()
 for pkg in tini dumb-init catatonit; do
 	command -v "$pkg" >/dev/null || missing+=("$pkg")
 done
+command -v supervisord >/dev/null && command -v supervisorctl >/dev/null || missing+=(supervisor)
 command -v unshare >/dev/null || missing+=(util-linux)
 command -v gcc >/dev/null || missing+=(gcc)
 [ -n "$(gcc -print-file-name=libc.a 2>/dev/null | grep /)" ] || missing+=(libc6-dev)
