@@ -223,7 +223,7 @@ func count(list []string, s string) int {
 // waitForLine waits until file holds line at least n times.
 func waitForLine(t *testing.T, file, line string, n int) {
 	t.Helper()
-	waitFor(t, 15*time.Second, fmt.Sprintf("%q x%d in %s (has %q)", line, n, filepath.Base(file), lines(file)), func() bool {
+	waitFor(t, 30*time.Second, fmt.Sprintf("%q x%d in %s", line, n, filepath.Base(file)), func() bool {
 		return count(lines(file), line) >= n
 	})
 }
@@ -232,7 +232,7 @@ func waitForLine(t *testing.T, file, line string, n int) {
 func waitReady(t *testing.T, file string) int {
 	t.Helper()
 	pid := 0
-	waitFor(t, 15*time.Second, "testprog ready in "+filepath.Base(file), func() bool {
+	waitFor(t, 30*time.Second, "testprog ready in "+filepath.Base(file), func() bool {
 		for _, l := range lines(file) {
 			if strings.HasPrefix(l, "ready pid=") {
 				pid, _ = strconv.Atoi(strings.Fields(l)[1][len("pid="):])

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -73,7 +74,9 @@ func TestShutdownInReverseDependencyOrder(t *testing.T) {
 		{"name": "web", "command": ["$T", "record", "$D/rec"], "env": {"TAG": "web"}, "depends_on": ["db"]}
 	]}`)
 	v := start(t, modes[0], opts{}, "-c", cfg)
-	waitFor(t, 15*time.Second, "web started", func() bool { return len(tagged(rec, "web")) > 0 })
+	for _, tag := range []string{"db", "web"} {
+		waitFor(t, 15*time.Second, tag+" started", func() bool { return len(tagged(rec, tag)) > 0 })
+	}
 	v.signal(unix.SIGTERM)
 	if code := v.wait(15 * time.Second); code != 0 {
 		t.Errorf("exit %d", code)
@@ -141,8 +144,8 @@ func TestCriticalServiceEndsTheRun(t *testing.T) {
 	dir := t.TempDir()
 	rec := filepath.Join(dir, "rec")
 	cfg := config(t, dir, `{"services": [
-		{"name": "vital", "command": "exit 4", "critical": true, "max_retries": 1, "backoff": {"initial": "10ms"}},
-		{"name": "other", "command": ["$T", "record", "$D/rec"]}
+		{"name": "vital", "command": "exit 4", "critical": true, "max_retries": 1, "backoff": {"initial": "10ms"}, "depends_on": ["other"]},
+		{"name": "other", "command": ["$T", "record", "$D/rec"], "ready": {"file": "$D/rec"}}
 	]}`)
 	v := start(t, modes[0], opts{}, "-c", cfg)
 	if code := v.wait(20 * time.Second); code != 4 {
@@ -233,32 +236,43 @@ func TestSecondTermSkipsToKill(t *testing.T) {
 }
 
 func TestPrefixedOutput(t *testing.T) {
+	const n, width = 20000, 200
 	dir := t.TempDir()
 	cfg := config(t, dir, `{"services": [
-		{"name": "p1", "command": ["$T", "lines", "500", "one"], "log": "prefix", "oneshot": true},
-		{"name": "p2", "command": ["$T", "lines", "500", "two"], "log": "prefix", "oneshot": true}
+		{"name": "p1", "command": ["$T", "lines", "20000", "one", "200"], "log": "prefix", "oneshot": true},
+		{"name": "p2", "command": ["$T", "lines", "20000", "two", "200"], "log": "prefix", "oneshot": true}
 	]}`)
 	var stdout syncBuffer
 	v := start(t, modes[0], opts{setup: func(c *exec.Cmd) { c.Stdout = &stdout }}, "-c", cfg)
-	if code := v.wait(30 * time.Second); code != 0 {
+	if code := v.wait(60 * time.Second); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	out := strings.Split(strings.TrimSpace(stdout.String()), "\n")
-	line := regexp.MustCompile(`^(p1|p2) \| (one|two) out \d+$`)
-	n := 0
-	for _, l := range out {
-		if !line.MatchString(l) {
-			t.Errorf("torn or unprefixed stdout line %q", l)
-			continue
+	// Every line whole, prefixed by its own service, in order per service.
+	check := func(stream, text, kind string) {
+		line := regexp.MustCompile(`^(p1|p2) \| (one|two) ` + kind + ` (\d+) x+$`)
+		next := map[string]int{}
+		count := 0
+		for _, l := range strings.Split(strings.TrimSuffix(text, "\n"), "\n") {
+			if strings.Contains(l, " vigil ") {
+				continue // vigil's own log lines on stderr
+			}
+			m := line.FindStringSubmatch(l)
+			if m == nil || len(l) != len(m[1])+3+width-1 || (m[1] == "p1") != (m[2] == "one") {
+				t.Fatalf("%s: torn, foreign or unprefixed line %.80q", stream, l)
+			}
+			k, _ := strconv.Atoi(m[3])
+			if k != next[m[1]] {
+				t.Fatalf("%s: %s line %d follows %d", stream, m[1], k, next[m[1]]-1)
+			}
+			next[m[1]]++
+			count++
 		}
-		n++
+		if count != 2*n {
+			t.Errorf("%s: %d lines, want %d", stream, count, 2*n)
+		}
 	}
-	if n != 1000 {
-		t.Errorf("%d stdout lines, want 1000", n)
-	}
-	if c := strings.Count(v.stderr.String(), "p1 | one err "); c != 500 {
-		t.Errorf("%d stderr lines of p1, want 500", c)
-	}
+	check("stdout", stdout.String(), "out")
+	check("stderr", v.stderr.String(), "err")
 }
 
 func TestMainProcessWithServices(t *testing.T) {

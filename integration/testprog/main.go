@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -59,12 +60,26 @@ func main() {
 		for _, kv := range os.Environ() {
 			appendLine(args[0], kv)
 		}
-	case "lines": // lines N TEXT: print N numbered lines to stdout and to stderr
-		n := atoi(args[0])
-		for i := 0; i < n; i++ {
-			fmt.Fprintf(os.Stdout, "%s out %d\n", args[1], i)
-			fmt.Fprintf(os.Stderr, "%s err %d\n", args[1], i)
+	case "lines": // lines N TEXT [WIDTH]: print N numbered lines to stdout and to stderr, padded to WIDTH bytes
+		n, width := atoi(args[0]), 0
+		if len(args) > 2 {
+			width = atoi(args[2])
 		}
+		out, errw := bufio.NewWriter(os.Stdout), bufio.NewWriter(os.Stderr)
+		for i := 0; i < n; i++ {
+			for _, w := range []struct {
+				b    *bufio.Writer
+				kind string
+			}{{out, "out"}, {errw, "err"}} {
+				line := fmt.Sprintf("%s %s %d ", args[1], w.kind, i)
+				if pad := width - len(line) - 1; pad > 0 {
+					line += strings.Repeat("x", pad)
+				}
+				w.b.WriteString(line + "\n")
+			}
+		}
+		out.Flush()
+		errw.Flush()
 	case "listen": // listen ADDR MS: after MS milliseconds listen on ADDR, then wait on TERM
 		time.Sleep(time.Duration(atoi(args[1])) * time.Millisecond)
 		l, err := net.Listen("tcp", args[0])
