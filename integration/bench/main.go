@@ -9,6 +9,10 @@
 // `vigil ready` as whole commands against `supervisorctl status`, vigil and
 // supervisord each supervising the same 100 services.
 //
+// A third (reexec.go) times the pause of `vigil reexec` with 10 and 1000
+// services, and a fourth (statewrites.go) counts the writes of state.json
+// while services crash in a loop.
+//
 // Run it through integration/bench/run.sh (`make bench`), which builds it and
 // its child (child/child.c) and installs the other inits and supervisor.
 package main
@@ -23,6 +27,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -51,9 +56,18 @@ type config struct {
 	idle      time.Duration
 	settle    time.Duration
 
-	tables       string // which tables: inits, status
+	tables       string // which tables: inits, status, reexec, statewrites
 	services     int    // services under vigil and supervisord
 	statusRounds int    // rounds of the status round trip
+
+	reexecServices []int  // N of each re-exec row
+	reexecState    []bool // without and/or with a state dir
+	reexecRounds   int
+	reexecSettle   time.Duration
+
+	crashServices int
+	crashWarm     time.Duration
+	crashDuration time.Duration
 }
 
 func main() {
@@ -69,9 +83,17 @@ func main() {
 	flag.IntVar(&c.shutdowns, "shutdowns", 100, "rounds of shutdown")
 	flag.DurationVar(&c.idle, "idle", 10*time.Second, "idle period for the context switch count")
 	flag.DurationVar(&c.settle, "settle", time.Second, "time an idle init is left to settle before it is measured")
-	flag.StringVar(&c.tables, "tables", "inits,status", "the tables to make: inits (vigil against the C inits), status (vigil status against supervisorctl status)")
+	flag.StringVar(&c.tables, "tables", "inits,status,reexec,statewrites", "the tables to make: inits (vigil against the C inits), status (vigil status against supervisorctl status), "+
+		"reexec (the pause of vigil reexec), statewrites (state.json writes under a crash loop)")
 	flag.IntVar(&c.services, "services", 100, "services under vigil and supervisord for the status table")
 	flag.IntVar(&c.statusRounds, "status-rounds", 200, "rounds of the status round trip (each times every command once)")
+	reexecServices := flag.String("reexec-services", "10,1000", "services under vigil for the reexec table, one row (or two, see -reexec-state) each")
+	reexecState := flag.String("reexec-state", "none,dir", "reexec table: none (VIGIL_STATE_DIR=none), dir (a state dir in a temp dir), or both")
+	flag.IntVar(&c.reexecRounds, "reexec-rounds", 20, "re-execs per row of the reexec table")
+	flag.DurationVar(&c.reexecSettle, "reexec-settle", 300*time.Millisecond, "pause before each re-exec")
+	flag.IntVar(&c.crashServices, "crash-services", 20, "crashing services for the statewrites table")
+	flag.DurationVar(&c.crashWarm, "crash-warm", time.Second, "crash loop before the statewrites window opens")
+	flag.DurationVar(&c.crashDuration, "crash-duration", 10*time.Second, "statewrites window")
 	flag.Parse()
 	if *quick {
 		set := map[string]bool{}
@@ -79,6 +101,7 @@ func main() {
 		for name, v := range map[string]string{
 			"startups": "60", "storms": "5", "signals": "200", "shutdowns": "20",
 			"idle": "3s", "settle": "500ms", "status-rounds": "30",
+			"reexec-rounds": "5", "crash-duration": "5s",
 		} {
 			if !set[name] {
 				flag.Set(name, v)
@@ -89,7 +112,27 @@ func main() {
 	for _, t := range strings.Split(c.tables, ",") {
 		tables[strings.TrimSpace(t)] = true
 	}
-	if (tables["inits"] && c.child == "") || flag.NArg() > 0 || c.services < 1 || c.statusRounds < 1 {
+	bad := false
+	for _, f := range strings.Split(*reexecServices, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		bad = bad || err != nil || n < 1
+		c.reexecServices = append(c.reexecServices, n)
+	}
+	for _, f := range strings.Split(*reexecState, ",") {
+		switch strings.TrimSpace(f) {
+		case "none":
+			c.reexecState = append(c.reexecState, false)
+		case "dir":
+			c.reexecState = append(c.reexecState, true)
+		default:
+			bad = true
+		}
+	}
+	for t := range tables {
+		bad = bad || !slices.Contains([]string{"inits", "status", "reexec", "statewrites"}, t)
+	}
+	if bad || (tables["inits"] && c.child == "") || flag.NArg() > 0 || c.services < 1 || c.statusRounds < 1 ||
+		c.reexecRounds < 1 || c.crashServices < 1 || c.crashDuration <= 0 {
 		flag.Usage()
 		os.Exit(2)
 	}
@@ -107,20 +150,42 @@ func run(c config, tables map[string]bool) error {
 	if unsharePath, err = exec.LookPath("unshare"); err != nil {
 		return err
 	}
+	printed := false
+	gap := func() {
+		if printed {
+			fmt.Println()
+		}
+		printed = true
+	}
 	if tables["inits"] {
 		if err := runInits(c); err != nil {
 			return err
 		}
+		printed = true
 	}
 	if tables["status"] {
 		res, err := statusBench(c)
 		if err != nil {
 			return fmt.Errorf("status table: %w", err)
 		}
-		if tables["inits"] {
-			fmt.Println()
-		}
+		gap()
 		statusTable(c, res)
+	}
+	if tables["reexec"] {
+		res, err := reexecBench(c)
+		if err != nil {
+			return fmt.Errorf("reexec table: %w", err)
+		}
+		gap()
+		reexecTable(res)
+	}
+	if tables["statewrites"] {
+		res, err := stateWritesBench(c)
+		if err != nil {
+			return fmt.Errorf("statewrites table: %w", err)
+		}
+		gap()
+		stateTable(c, res)
 	}
 	return nil
 }

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # make bench: vigil against tini, tini-static, dumb-init and catatonit, each as
 # PID 1 of a fresh PID namespace; then `vigil status` against `supervisorctl
-# status`, each daemon supervising the same 100 services. Prints two markdown
-# tables (figures only, never a verdict) and keeps a copy in
+# status`, each daemon supervising the same 100 services; then the pause of
+# `vigil reexec` with 10 and 1000 services; then the writes of state.json
+# under a crash loop. Prints four markdown tables (figures, and the issues'
+# targets reported, never asserted) and keeps a copy in
 # integration/bench/results/ (git-ignored).
 # Flags go to the bench program: ./integration/bench/run.sh -quick; see -h.
+# One table or some: ./integration/bench/run.sh -tables reexec,statewrites
 # Needs root (unshare --pid) and a built bin/vigil (make build).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
