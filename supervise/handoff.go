@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -81,9 +80,9 @@ func (s *Supervisor) freeze() (h Handoff, keep []int, thaw func()) {
 			Want: svc.want, Notify: -1,
 		}
 		if svc.pid != 0 {
-			st, err := startTime(svc.pid)
-			if err == nil {
-				hs.StartTime = st
+			// Still there (running, or a zombie the held reaper keeps)?
+			if err := unix.Kill(svc.pid, 0); err == nil || errors.Is(err, unix.EPERM) {
+				hs.StartTime = svc.startTime
 			} else {
 				// Gone from /proc: reaped before the hold, so its exit is
 				// already on its way to the loop; take it from there.
@@ -161,6 +160,7 @@ func (s *Supervisor) reexecNow(reason string) {
 	// The state's lock closes with the exec; the new image opens it again.
 	s.flushState()
 	h, keep, thaw := s.freeze()
+	s.log.Debug("frozen for re-exec", "services", len(h.Services), "fds", len(keep))
 	err := s.o.Reexec.Exec(h, keep)
 	thaw()
 	s.log.Error("re-exec failed; carrying on", "err", err)
@@ -233,8 +233,8 @@ func (s *Supervisor) adopt(h Handoff) {
 			s.watchExit(svc, ch)
 		}
 		if hs.Pid != 0 {
-			if st, err := startTime(hs.Pid); err == nil && st == hs.StartTime && parentIsSelf(hs.Pid) {
-				svc.pid = hs.Pid
+			if ppid, st, err := procStat(hs.Pid); err == nil && st == hs.StartTime && ppid == os.Getpid() {
+				svc.pid, svc.startTime = hs.Pid, st
 				svc.run++
 				s.watchExit(svc, s.o.Reaper.Adopt(hs.Pid))
 			} else {
@@ -269,28 +269,10 @@ func (s *Supervisor) resume() {
 	}
 }
 
-// startTime reads field 22 of /proc/PID/stat: the process's start time in
-// clock ticks since boot, which tells it apart from a later one with the
-// same PID.
+// startTime is a process's start time (see procStat).
 func startTime(pid int) (uint64, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, err
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, errors.New("malformed stat")
-	}
-	f := bytes.Fields(b[i+1:])
-	if len(f) < 20 {
-		return 0, errors.New("malformed stat")
-	}
-	return strconv.ParseUint(string(f[19]), 10, 64) // field 22 is the 20th after the name
-}
-
-func parentIsSelf(pid int) bool {
-	ppid, ok := parentOf(pid)
-	return ok && ppid == os.Getpid()
+	_, st, err := procStat(pid)
+	return st, err
 }
 
 // Binding ties a handoff to this very process, so a stray descriptor can

@@ -2,6 +2,7 @@ package supervise
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"strconv"
 	"syscall"
@@ -53,24 +54,39 @@ func Descendants(pid int) []int {
 	return out
 }
 
-// parentOf reads the parent PID from /proc/PID/stat. The command name in
-// field 2 may hold spaces and parentheses, so parse after the last ')'.
+// parentOf reads the parent PID from /proc/PID/stat.
 func parentOf(pid int) (int, bool) {
+	ppid, _, err := procStat(pid)
+	return ppid, err == nil
+}
+
+// procStat reads a process's parent PID and start time (fields 4 and 22 of
+// /proc/PID/stat; the start time, in clock ticks since boot, tells it apart
+// from a later process with the same PID). The command name in field 2 may
+// hold spaces and parentheses, so fields are counted after the last ')'.
+func procStat(pid int) (ppid int, start uint64, err error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0, false
+		return 0, 0, err
 	}
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, false
+		return 0, 0, errMalformedStat
 	}
 	f := bytes.Fields(b[i+1:])
-	if len(f) < 2 {
-		return 0, false
+	if len(f) < 20 {
+		return 0, 0, errMalformedStat
 	}
-	ppid, err := strconv.Atoi(string(f[1]))
-	return ppid, err == nil
+	if ppid, err = strconv.Atoi(string(f[1])); err != nil {
+		return 0, 0, errMalformedStat
+	}
+	if start, err = strconv.ParseUint(string(f[19]), 10, 64); err != nil {
+		return 0, 0, errMalformedStat
+	}
+	return ppid, start, nil
 }
+
+var errMalformedStat = errors.New("malformed /proc/PID/stat")
 
 // killGroup SIGKILLs the process group led by pid.
 func killGroup(pid int) { unix.Kill(-pid, unix.SIGKILL) }

@@ -41,7 +41,7 @@ func (s *Supervisor) snapshot() state.File {
 			GivenUp: svc.state == GivenUp, LastExit: svc.lastExit, Started: svc.started,
 		}
 		if svc.pid != 0 {
-			rec.StartTime, _ = startTime(svc.pid)
+			rec.StartTime = svc.startTime
 		}
 		f.Services[svc.Name] = rec
 	}

@@ -102,18 +102,21 @@ type service struct {
 	deps   []*service // what it depends on
 	users  []*service // what depends on it
 
-	state    State
-	pid      int // the running leader, 0 if none
-	pgid     int // the last group it led; may outlive the leader
-	run      int // counts spawns; stale events carry an old value
-	started  time.Time
-	retries  int // consecutive failed runs
-	restarts int // within this start of vigil
-	lastExit *int
-	want     bool // should be running (false after `stop`)
-	stopping bool // vigil signalled it to stop; its exit is not judged
-	failRun  bool // this run failed its readiness timeout
-	removed  bool // dropped by a reload; deleted once down
+	state State
+	pid   int // the running leader, 0 if none
+	// startTime is the leader's start time, read once at spawn: a re-exec
+	// and the state file use it to recognise the process.
+	startTime uint64
+	pgid      int // the last group it led; may outlive the leader
+	run       int // counts spawns; stale events carry an old value
+	started   time.Time
+	retries   int // consecutive failed runs
+	restarts  int // within this start of vigil
+	lastExit  *int
+	want      bool // should be running (false after `stop`)
+	stopping  bool // vigil signalled it to stop; its exit is not judged
+	failRun   bool // this run failed its readiness timeout
+	removed   bool // dropped by a reload; deleted once down
 	// restartAfterStop: changed by a reload; started again once down.
 	restartAfterStop bool
 	blockLog         bool // "blocked" was logged
@@ -442,6 +445,8 @@ func (s *Supervisor) spawn(svc *service) {
 		s.runPump(svc.Name, p)
 	}
 	svc.pid, svc.pgid = pid, pid
+	// Read once now, off the re-exec path; 0 if it is already gone.
+	svc.startTime, _ = startTime(pid)
 	svc.state = Running
 	s.log.Info("started", "service", svc.Name, "pid", pid)
 	s.watchExit(svc, exits)

@@ -126,6 +126,9 @@ func run(args []string) int {
 	if herr != nil {
 		log.Error("ignoring the re-exec handoff", "err", herr)
 	}
+	if handoff != nil {
+		log.Debug("handoff read and config loaded", "services", len(handoff.Services))
+	}
 
 	tune()
 	if os.Getpid() != 1 {
