@@ -7,3 +7,5 @@ require (
 	github.com/mattn/go-isatty v0.0.24
 	golang.org/x/sys v0.50.0
 )
+
+require go.uber.org/goleak v1.3.0

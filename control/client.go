@@ -80,6 +80,13 @@ func (c Client) Main(verb string, args []string) int {
 		return ExitUsage
 	}
 	rep, err := call(explicitSocket, req, clientTimeout(verb))
+	// A connection lost without a reply is vigil re-executing: the socket
+	// survives the exec, so asking again reaches the new image. Only the
+	// verbs that change nothing are asked twice.
+	for try := 0; try < 3 && lostReply(err) && (verb == verbStatus || verb == verbReady); try++ {
+		time.Sleep(50 * time.Millisecond)
+		rep, err = call(explicitSocket, req, clientTimeout(verb))
+	}
 	if err != nil {
 		var nr *notRunningError
 		if errors.As(err, &nr) {
@@ -224,7 +231,7 @@ func call(explicit string, req request, timeout time.Duration) (reply, error) {
 		}
 		if uid, ok := serverUID(c); !ok {
 			c.Close()
-			tried = append(tried, fmt.Sprintf("%s: answered by uid %d, neither root nor us: not trusted", p, uid))
+			tried = append(tried, fmt.Sprintf("%s: answered by uid %d, neither root nor us nor PID 1: not trusted", p, uid))
 			continue
 		}
 		defer c.Close()
@@ -251,14 +258,16 @@ func dial(path string, timeout time.Duration) (*net.UnixConn, error) {
 	}
 }
 
-// serverUID reports the uid of the process that listens, and whether it is
-// root or our own (so a socket planted in /dev/shm is not trusted).
+// serverUID reports the uid of the process that listens, and whether to
+// trust it: root, our own uid, or the PID namespace's init (a container
+// running vigil as a non-root user, reached by `docker exec -u 0`). Another
+// user's socket planted in /dev/shm is not trusted.
 func serverUID(c *net.UnixConn) (uint32, bool) {
 	cred, err := peerCred(c)
 	if err != nil {
 		return 0, false
 	}
-	return cred.Uid, allowed(cred.Uid, uint32(os.Geteuid()))
+	return cred.Uid, allowed(cred.Uid, uint32(os.Geteuid())) || cred.Pid == 1
 }
 
 func reason(err error) string {
@@ -297,11 +306,11 @@ func exchange(c *net.UnixConn, req request, deadline time.Time, timeout time.Dur
 		case errors.As(rerr, &ne) && ne.Timeout():
 			return rep, fmt.Errorf("no reply from vigil within %s", timeout)
 		case werr != nil:
-			return rep, fmt.Errorf("sending the request: %v", werr)
+			return rep, fmt.Errorf("sending the request: %w", werr)
 		case errors.Is(rerr, io.EOF):
-			return rep, errors.New("vigil closed the connection without a reply")
+			return rep, errNoReply
 		default:
-			return rep, fmt.Errorf("reading the reply: %v", rerr)
+			return rep, fmt.Errorf("reading the reply: %w", rerr)
 		}
 	}
 	if err := json.Unmarshal(line, &rep); err != nil {
@@ -365,3 +374,11 @@ func formatUptime(d time.Duration) string {
 		return fmt.Sprintf("%dd%dh", sec/86400, sec%86400/3600)
 	}
 }
+
+// lostReply reports whether err is a connection that went away between the
+// request and its reply.
+func lostReply(err error) bool {
+	return err != nil && (errors.Is(err, errNoReply) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE))
+}
+
+var errNoReply = errors.New("vigil closed the connection without a reply")

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -75,6 +76,7 @@ type Server struct {
 
 	closeOnce sync.Once
 	closeErr  error
+	paused    atomic.Bool
 }
 
 var errInUse = errors.New("another vigil is listening there")
@@ -274,6 +276,9 @@ func (s *Server) Serve(h Handler, log *slog.Logger) error {
 			if errors.Is(err, net.ErrClosed) || s.ctx.Err() != nil {
 				return nil
 			}
+			if s.paused.Load() {
+				return nil // Pause: the listener stays open, unserved
+			}
 			// EMFILE and the like: back off as net/http does, keep serving.
 			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
 			log.Warn("control socket: accept failed", "err", err, "retry_in", delay)
@@ -353,7 +358,13 @@ func (s *Server) serveConn(c *net.UnixConn, h Handler, log *slog.Logger) {
 	c.SetReadDeadline(time.Now().Add(requestTimeout))
 	req, err := readRequest(c)
 	if err != nil {
-		log.Warn("control socket: bad request", "pid", cred.Pid, "uid", cred.Uid, "err", err)
+		// A client that connects and hangs up without a word (a probe of
+		// the socket, a client that decided not to trust it) is no alarm.
+		lvl := slog.LevelWarn
+		if err.Error() == "empty request" {
+			lvl = slog.LevelDebug
+		}
+		log.Log(context.Background(), lvl, "control socket: bad request", "pid", cred.Pid, "uid", cred.Uid, "err", err)
 		writeReply(c, reply{Error: "bad request: " + err.Error()})
 		return
 	}
@@ -503,4 +514,63 @@ func (s *Server) Close() error {
 		}
 	})
 	return s.closeErr
+}
+
+// Fd is the listening socket's own descriptor, for a re-exec to keep open:
+// connections that arrive during the exec wait in its backlog and the new
+// vigil answers them.
+func (s *Server) Fd() (int, error) {
+	rc, err := s.ln.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd := -1
+	if err := rc.Control(func(f uintptr) { fd = int(f) }); err != nil {
+		return -1, err
+	}
+	return fd, nil
+}
+
+// Inherit serves on a listening socket an earlier image of this process
+// passed across an exec (see Fd); path is where its file is.
+func Inherit(fd int, path string) (*Server, error) {
+	f := os.NewFile(uintptr(fd), path)
+	l, err := net.FileListener(f)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("inherited control socket %s: %w", path, err)
+	}
+	ln, ok := l.(*net.UnixListener)
+	if !ok {
+		l.Close()
+		return nil, fmt.Errorf("inherited control socket %s: not a Unix listener", path)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("inherited control socket %s: %w", path, err)
+	}
+	// The file stays: it belongs to the listener, whoever holds it.
+	ln.SetUnlinkOnClose(false)
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{
+		ln: ln, path: path, dev: uint64(st.Dev), ino: st.Ino, uid: uint32(os.Geteuid()),
+		ctx: ctx, cancel: cancel,
+		conns: make(map[*net.UnixConn]struct{}),
+		sem:   make(chan struct{}, maxConns),
+	}, nil
+}
+
+// Pause stops accepting connections (Serve returns) but keeps the socket
+// listening: before a re-exec, so clients wait in the backlog for the new
+// image instead of being accepted by one about to vanish.
+func (s *Server) Pause() {
+	s.paused.Store(true)
+	s.ln.SetDeadline(time.Now())
+}
+
+// Resume undoes Pause; the caller runs Serve again.
+func (s *Server) Resume() {
+	s.paused.Store(false)
+	s.ln.SetDeadline(time.Time{})
 }

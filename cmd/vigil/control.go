@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -17,15 +19,44 @@ import (
 // serveControl opens the control socket and answers on it until the
 // returned stop function is called. A socket that cannot be opened is
 // logged, never fatal: the services matter more than their remote control.
-func serveControl(log *slog.Logger, socket string, h control.Handler) (stop func()) {
-	srv, err := control.Listen(socket)
+func serveControl(log *slog.Logger, socket string, h control.Handler) (srv *control.Server, stop func()) {
+	srv, err := inheritedControl()
+	if srv == nil {
+		if err != nil {
+			log.Warn("cannot take over the control socket after re-exec; opening it again", "err", err)
+		}
+		srv, err = control.Listen(socket)
+	}
 	if err != nil {
 		log.Warn("no control socket: vigil status and friends will not reach this vigil", "err", err)
-		return func() {}
+		return nil, func() {}
 	}
 	log.Debug("control socket", "path", srv.Path())
 	go srv.Serve(h, log)
-	return func() { srv.Close() }
+	return srv, func() { srv.Close() }
+}
+
+// Variables through which a re-exec passes the listening control socket.
+const (
+	controlFDEnv   = "VIGIL_CONTROL_FD"
+	controlPathEnv = "VIGIL_CONTROL_PATH"
+)
+
+// inheritedControl takes over the control socket an earlier image of this
+// process kept open across its exec, if any.
+func inheritedControl() (*control.Server, error) {
+	v, ok := os.LookupEnv(controlFDEnv)
+	path := os.Getenv(controlPathEnv)
+	os.Unsetenv(controlFDEnv)
+	os.Unsetenv(controlPathEnv)
+	if !ok {
+		return nil, nil
+	}
+	fd, err := strconv.Atoi(v)
+	if err != nil {
+		return nil, fmt.Errorf("%s=%q: not a descriptor", controlFDEnv, v)
+	}
+	return control.Inherit(fd, path)
 }
 
 // supervisorControl answers the verbs for supervisor mode.

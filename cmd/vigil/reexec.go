@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vigil-init/vigil/control"
 	"github.com/vigil-init/vigil/reaper"
 	"github.com/vigil-init/vigil/supervise"
 	"golang.org/x/sys/unix"
@@ -29,16 +30,18 @@ type handoffDoc struct {
 
 // reexecer replaces this vigil by the binary on disk (SPEC section 6).
 type reexecer struct {
-	reaper *reaper.Reaper
+	reaper  *reaper.Reaper
+	control *control.Server // kept listening across the exec; nil if none
+	serve   func()          // serves control again if the exec fails
 }
 
 // exe is the binary on disk at vigil's path: os.Executable strips
 // " (deleted)", so a binary replaced at the same path is the one run.
-func (x reexecer) exe() (string, error) { return os.Executable() }
+func (x *reexecer) exe() (string, error) { return os.Executable() }
 
 // Check runs the new binary once (`vigil version --handoff`) and checks it
 // reads this handoff version; otherwise the old vigil stays.
-func (x reexecer) Check() error {
+func (x *reexecer) Check() error {
 	exe, err := x.exe()
 	if err != nil {
 		return fmt.Errorf("find the binary: %w", err)
@@ -85,7 +88,7 @@ func (x reexecer) Check() error {
 // Exec writes the handoff to a memfd, lets it and the services' pipes
 // survive the exec, and execs. It returns only if the exec failed, with
 // every descriptor as it was.
-func (x reexecer) Exec(h supervise.Handoff, keep []int) error {
+func (x *reexecer) Exec(h supervise.Handoff, keep []int) error {
 	exe, err := x.exe()
 	if err != nil {
 		return err
@@ -108,6 +111,18 @@ func (x reexecer) Exec(h supervise.Handoff, keep []int) error {
 	if _, err := unix.Write(fd, doc); err != nil {
 		return fmt.Errorf("write handoff: %w", err)
 	}
+	env := []string{handoffEnv + "=" + strconv.Itoa(fd)}
+	if x.control != nil {
+		x.control.Pause()
+		defer func() { // only reached if the exec failed
+			x.control.Resume()
+			x.serve()
+		}()
+		if cfd, err := x.control.Fd(); err == nil {
+			keep = append(keep, cfd)
+			env = append(env, controlFDEnv+"="+strconv.Itoa(cfd), controlPathEnv+"="+x.control.Path())
+		}
+	}
 	// Pipes keep FD_CLOEXEC until now; ForkLock keeps any fork out while
 	// they are inheritable.
 	syscall.ForkLock.RLock()
@@ -115,9 +130,10 @@ func (x reexecer) Exec(h supervise.Handoff, keep []int) error {
 	for _, k := range keep {
 		unix.FcntlInt(uintptr(k), unix.F_SETFD, 0)
 	}
-	env := []string{handoffEnv + "=" + strconv.Itoa(fd)}
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, handoffEnv+"=") {
+		switch k, _, _ := strings.Cut(kv, "="); k {
+		case handoffEnv, controlFDEnv, controlPathEnv:
+		default:
 			env = append(env, kv)
 		}
 	}

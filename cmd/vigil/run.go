@@ -26,6 +26,7 @@ func runSupervisor(log *slog.Logger, rp *reaper.Reaper, sigs <-chan os.Signal, i
 	}
 	store := openState(log, s)
 	defer store.Close()
+	rx := &reexecer{reaper: rp}
 	sup, err := supervise.New(supervise.Options{
 		Log:             log,
 		Reaper:          rp,
@@ -41,7 +42,7 @@ func runSupervisor(log *slog.Logger, rp *reaper.Reaper, sigs <-chan os.Signal, i
 		Stdout:          supervise.NewOutput(os.Stdout),
 		Stderr:          stderr,
 		Handoff:         handoff,
-		Reexec:          reexecer{reaper: rp},
+		Reexec:          rx,
 		ReexecInterval:  s.ReexecInterval,
 		State:           store,
 	})
@@ -54,11 +55,14 @@ func runSupervisor(log *slog.Logger, rp *reaper.Reaper, sigs <-chan os.Signal, i
 	if handoff == nil {
 		log.Info("supervising", "services", len(st.services), "config", st.configPath)
 	}
-	stop := serveControl(log, s.Socket, supervisorControl{sup: sup, reload: func() ([]config.Service, []error) {
+	handler := supervisorControl{sup: sup, reload: func() ([]config.Service, []error) {
 		next, errs := load(os.Environ(), inv.flags)
 		return next.services, errs
-	}})
+	}}
+	srv, stop := serveControl(log, s.Socket, handler)
 	defer stop()
+	rx.control = srv
+	rx.serve = func() { go srv.Serve(handler, log) }
 	return sup.Run()
 }
 

@@ -44,7 +44,7 @@ func (w *wrapper) run(argv []string) int {
 	// The socket comes after the spawn: nothing may delay the main process.
 	ctl := &wrapperControl{}
 	ctl.set(pid)
-	stopControl := serveControl(w.log, w.socket, ctl)
+	_, stopControl := serveControl(w.log, w.socket, ctl)
 	defer stopControl()
 
 	for {
