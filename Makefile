@@ -37,3 +37,15 @@ bench: build
 
 clean:
 	rm -rf bin
+
+# The vigil image FROM scratch (Dockerfile: /vigil, ENTRYPOINT ["/vigil"])
+# from bin/vigil; only the Dockerfile and the binary go to the daemon.
+IMAGE ?= vigil:dev
+.PHONY: image test-docker
+image: build
+	tar -c Dockerfile $(BIN) | docker build -t $(IMAGE) -
+
+# vigil as PID 1 of real containers (integration/docker, build tag docker):
+# needs a running Docker engine and busybox-static; builds its own images.
+test-docker:
+	$(GO) test -tags docker -count=1 -v -timeout 14m ./integration/docker/

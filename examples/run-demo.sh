@@ -3,6 +3,12 @@
 # subreaper when unshare is not allowed), running examples/demo.sh.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# With a Docker engine, the demo runs in a real container instead
+# (examples/docker-demo.sh); VIGIL_DEMO=pidns keeps this one.
+if [ "${VIGIL_DEMO:-}" != pidns ] && command -v docker >/dev/null 2>&1 &&
+	timeout 10 docker info >/dev/null 2>&1; then
+	exec ./examples/docker-demo.sh
+fi
 vigil=bin/vigil
 export VIGIL_SHUTDOWN_TIMEOUT=2s
 
