@@ -21,6 +21,7 @@ vet:
 # Unit and integration tests, with the race detector (which needs cgo).
 test: build vet
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 9m ./...
+	cd integration/manifests && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 test-unit:
 	CGO_ENABLED=1 $(GO) test -race -count=1 $$($(GO) list ./... | grep -v /integration)
@@ -49,3 +50,29 @@ image: build
 # needs a running Docker engine and busybox-static; builds its own images.
 test-docker:
 	$(GO) test -tags docker -count=1 -v -timeout 14m ./integration/docker/
+
+# Hardening (issue 8, docs/RELIABILITY.md). `make test` already runs every
+# fuzz target's seed corpus and the short chaos tests; these run them long.
+# fuzz: each target for FUZZTIME (default 10m each, so about 1.5 h in all).
+FUZZTIME ?= 10m
+FUZZ_TARGETS := config:FuzzDecode config:FuzzRespawnLimit config:FuzzDurations state:FuzzDecode \
+	signals:FuzzParse signals:FuzzParseRewrite control:FuzzRequest control:FuzzClientArgs control:FuzzServerConn
+.PHONY: fuzz chaos soak
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "== $${t#*:} in ./$${t%%:*} for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) ./$${t%%:*}; \
+	done
+
+# chaos: the long forms of integration/chaos_test.go (100,000 orphans,
+# 50,000 signals, 20 services crash-looping for 5 minutes, 1 GB of prefixed
+# log, ...), as PID 1; every figure is a FIGURE line of the output.
+chaos:
+	VIGIL_CHAOS=1 $(GO) test -count=1 -v -timeout 120m -run '^Test(Chaos|Security)' ./integration/
+
+# soak: a mixed workload for SOAK_TIME (default 30m; CI: SOAK_TIME=2m make
+# soak), a table of vigil's CPU, RSS, fds, threads and zombies every
+# SOAK_EVERY (10s); SOAK_REPORT=FILE also writes it as markdown.
+SOAK_TIME ?= 30m
+soak:
+	SOAK_TIME=$(SOAK_TIME) $(GO) test -count=1 -v -timeout 0 -run '^TestSoak$$' ./integration/
