@@ -146,9 +146,10 @@ func TestFuzzSeeds(t *testing.T) {
 	}
 }
 
-// TestManyProblemsOnOneLine guards against positions costing time
-// proportional to the line's length: 10000 services with 30000 problems on
-// one 700 KB line take well under a second.
+// TestManyProblemsOnOneLine reports every problem of 10000 services on one
+// 700 KB line. Its time is logged, not asserted (tests never assert a timing
+// on a shared machine): positions once cost time proportional to the line's
+// length, 12 s here; linear, it takes well under a second on a quiet one.
 func TestManyProblemsOnOneLine(t *testing.T) {
 	const n = 10000
 	var b strings.Builder
@@ -166,7 +167,5 @@ func TestManyProblemsOnOneLine(t *testing.T) {
 	if len(probs) != 3*n || len(more) != n+1 {
 		t.Errorf("%d + %d problems", len(probs), len(more))
 	}
-	if d := time.Since(start); d > 15*time.Second {
-		t.Errorf("took %v", d)
-	}
+	t.Logf("%d problems in %v", len(probs)+len(more), time.Since(start))
 }

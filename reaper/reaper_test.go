@@ -149,7 +149,13 @@ func TestHoldAndAdopt(t *testing.T) {
 	}
 	release()
 	<-done
-	r.Reap()
+	// The child may not have exited yet on a loaded machine: reap until
+	// its exit arrives (a Run loop would do so on SIGCHLD).
+	deadline := time.Now().Add(30 * time.Second)
+	for len(ch) == 0 && time.Now().Before(deadline) {
+		r.Reap()
+		time.Sleep(5 * time.Millisecond)
+	}
 	expectExit(t, ch, pid, 6)
 }
 
