@@ -13,6 +13,11 @@
 // services, and a fourth (statewrites.go) counts the writes of state.json
 // while services crash in a loop.
 //
+// A fifth (supervisors.go) sets vigil against supervisord, runit and s6, each
+// supervising the same services: start of 100 and 1000, memory and context
+// switches of the tree idle, restart latency; and vigil's `log: prefix`
+// throughput against `log: inherit`.
+//
 // Run it through integration/bench/run.sh (`make bench`), which builds it and
 // its child (child/child.c) and installs the other inits and supervisor.
 package main
@@ -68,6 +73,16 @@ type config struct {
 	crashServices int
 	crashWarm     time.Duration
 	crashDuration time.Duration
+
+	supKinds        string // the supervisors table's columns
+	supServices     []int  // N of each start row
+	supRounds       []int  // rounds of each start row
+	supTimeout      time.Duration
+	supIdleServices int
+	restartWindow   time.Duration
+	restartVigil    time.Duration
+	logBytes        int64
+	logRounds       int
 }
 
 func main() {
@@ -83,8 +98,8 @@ func main() {
 	flag.IntVar(&c.shutdowns, "shutdowns", 100, "rounds of shutdown")
 	flag.DurationVar(&c.idle, "idle", 10*time.Second, "idle period for the context switch count")
 	flag.DurationVar(&c.settle, "settle", time.Second, "time an idle init is left to settle before it is measured")
-	flag.StringVar(&c.tables, "tables", "inits,status,reexec,statewrites", "the tables to make: inits (vigil against the C inits), status (vigil status against supervisorctl status), "+
-		"reexec (the pause of vigil reexec), statewrites (state.json writes under a crash loop)")
+	flag.StringVar(&c.tables, "tables", "inits,status,reexec,statewrites,supervisors", "the tables to make: inits (vigil against the C inits), status (vigil status against supervisorctl status), "+
+		"reexec (the pause of vigil reexec), statewrites (state.json writes under a crash loop), supervisors (vigil against supervisord, runit and s6; log prefix throughput)")
 	flag.IntVar(&c.services, "services", 100, "services under vigil and supervisord for the status table")
 	flag.IntVar(&c.statusRounds, "status-rounds", 200, "rounds of the status round trip (each times every command once)")
 	reexecServices := flag.String("reexec-services", "10,1000", "services under vigil for the reexec table, one row (or two, see -reexec-state) each")
@@ -94,6 +109,15 @@ func main() {
 	flag.IntVar(&c.crashServices, "crash-services", 20, "crashing services for the statewrites table")
 	flag.DurationVar(&c.crashWarm, "crash-warm", time.Second, "crash loop before the statewrites window opens")
 	flag.DurationVar(&c.crashDuration, "crash-duration", 10*time.Second, "statewrites window")
+	flag.StringVar(&c.supKinds, "supervisors", "vigil,supervisord,runit,s6", "supervisors table: the columns, those not installed left out")
+	supServices := flag.String("sup-services", "100,1000", "supervisors table: services of each start row")
+	supRounds := flag.String("sup-rounds", "3,1", "supervisors table: rounds of start for each of -sup-services (the last one for any more)")
+	flag.DurationVar(&c.supTimeout, "sup-timeout", 30*time.Second, "supervisors table: a start not done by then is reported as more than that")
+	flag.IntVar(&c.supIdleServices, "sup-idle-services", 100, "supervisors table: services under each for memory and idle context switches (the idle period is -idle)")
+	flag.DurationVar(&c.restartWindow, "restart-window", 8*time.Second, "supervisors table: how long the restart loops of supervisord, runit and s6 run")
+	flag.DurationVar(&c.restartVigil, "restart-vigil", 2*time.Second, "supervisors table: how long each of vigil's two restart loops runs (inside the window)")
+	flag.Int64Var(&c.logBytes, "log-bytes", 200_000_000, "supervisors table: bytes the log throughput service writes")
+	flag.IntVar(&c.logRounds, "log-rounds", 3, "supervisors table: runs of each log mode")
 	flag.Parse()
 	if *quick {
 		set := map[string]bool{}
@@ -102,6 +126,7 @@ func main() {
 			"startups": "60", "storms": "5", "signals": "200", "shutdowns": "20",
 			"idle": "3s", "settle": "500ms", "status-rounds": "30",
 			"reexec-rounds": "5", "crash-duration": "5s",
+			"sup-rounds": "1", "sup-timeout": "5s", "restart-window": "4s", "restart-vigil": "1s", "log-bytes": "20000000", "log-rounds": "1",
 		} {
 			if !set[name] {
 				flag.Set(name, v)
@@ -128,10 +153,21 @@ func main() {
 			bad = true
 		}
 	}
-	for t := range tables {
-		bad = bad || !slices.Contains([]string{"inits", "status", "reexec", "statewrites"}, t)
+	for _, f := range strings.Split(*supServices, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		bad = bad || err != nil || n < 1
+		c.supServices = append(c.supServices, n)
 	}
-	if bad || (tables["inits"] && c.child == "") || flag.NArg() > 0 || c.services < 1 || c.statusRounds < 1 ||
+	for _, f := range strings.Split(*supRounds, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		bad = bad || err != nil || n < 1
+		c.supRounds = append(c.supRounds, n)
+	}
+	for t := range tables {
+		bad = bad || !slices.Contains([]string{"inits", "status", "reexec", "statewrites", "supervisors"}, t)
+	}
+	if bad || ((tables["inits"] || tables["supervisors"]) && c.child == "") || c.supTimeout <= 0 || c.supIdleServices < 1 ||
+		c.restartWindow <= c.restartVigil*2 || c.logBytes < 100 || c.logRounds < 1 || flag.NArg() > 0 || c.services < 1 || c.statusRounds < 1 ||
 		c.reexecRounds < 1 || c.crashServices < 1 || c.crashDuration <= 0 {
 		flag.Usage()
 		os.Exit(2)
@@ -186,6 +222,14 @@ func run(c config, tables map[string]bool) error {
 		}
 		gap()
 		stateTable(c, res)
+	}
+	if tables["supervisors"] {
+		res, err := supervisorsBench(c)
+		if err != nil {
+			return fmt.Errorf("supervisors table: %w", err)
+		}
+		gap()
+		supTable(c, res)
 	}
 	return nil
 }

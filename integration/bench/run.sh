@@ -3,9 +3,11 @@
 # PID 1 of a fresh PID namespace; then `vigil status` against `supervisorctl
 # status`, each daemon supervising the same 100 services; then the pause of
 # `vigil reexec` with 10 and 1000 services; then the writes of state.json
-# under a crash loop. Prints four markdown tables (figures, and the issues'
-# targets reported, never asserted) and keeps a copy in
-# integration/bench/results/ (git-ignored).
+# under a crash loop; then vigil against supervisord, runit (runsvdir) and
+# s6 (s6-svscan) with the same services (start, memory, idle wake-ups,
+# restart latency) and vigil's log prefix throughput. Prints five markdown
+# tables (figures, and the issues' targets reported, never asserted) and
+# keeps a copy in integration/bench/results/ (git-ignored).
 # Flags go to the bench program: ./integration/bench/run.sh -quick; see -h.
 # One table or some: ./integration/bench/run.sh -tables reexec,statewrites
 # Needs root (unshare --pid) and a built bin/vigil (make build).
@@ -17,13 +19,15 @@ export DEBIAN_FRONTEND=noninteractive
 [ "$(id -u)" = 0 ] || { echo "bench: must run as root (unshare --pid)" >&2; exit 1; }
 [ -x bin/vigil ] || { echo "bench: bin/vigil missing: run make build" >&2; exit 1; }
 
-# The anchors, supervisor, and gcc with a static libc for the child; only
-# what is missing.
+# The anchors, supervisor, runit, s6, and gcc with a static libc for the
+# child; only what is missing.
 missing=()
 for pkg in tini dumb-init catatonit; do
 	command -v "$pkg" >/dev/null || missing+=("$pkg")
 done
 command -v supervisord >/dev/null && command -v supervisorctl >/dev/null || missing+=(supervisor)
+command -v runsvdir >/dev/null && command -v sv >/dev/null || missing+=(runit)
+command -v s6-svscan >/dev/null && command -v s6-supervise >/dev/null || missing+=(s6)
 command -v unshare >/dev/null || missing+=(util-linux)
 command -v gcc >/dev/null || missing+=(gcc)
 [ -n "$(gcc -print-file-name=libc.a 2>/dev/null | grep /)" ] || missing+=(libc6-dev)

@@ -43,6 +43,12 @@ type daemon struct {
 // startDaemon starts argv as PID 1 of a new PID namespace, with env, its
 // output going to logPath.
 func startDaemon(name, logPath string, grace time.Duration, env []string, argv ...string) (*daemon, error) {
+	return startDaemonOut(name, logPath, nil, grace, env, argv...)
+}
+
+// startDaemonOut is startDaemon with the daemon's stdout going to stdout
+// (nil: to logPath as well); its stderr goes to logPath.
+func startDaemonOut(name, logPath string, stdout *os.File, grace time.Duration, env []string, argv ...string) (*daemon, error) {
 	logf, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
@@ -51,6 +57,9 @@ func startDaemon(name, logPath string, grace time.Duration, env []string, argv .
 	cmd := exec.Command(unsharePath, unshareArgs("", argv)...)
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = logf, logf
+	if stdout != nil {
+		cmd.Stdout = stdout
+	}
 	// Its own group, for the kill; if the bench dies, unshare dies, and
 	// --kill-child takes the daemon and with it the whole namespace along.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}

@@ -12,10 +12,22 @@
  *   orphans N make N zombies whose parent then exits, so that the init (PID 1)
  *             inherits N zombies at once; print "orphans N NS" where NS is the
  *             time until /proc shows no process but PID 1 and this one.
+ *
+ * Two more modes serve as the services of the supervisors table, where
+ * nothing is timed in the child but the child itself must cost little:
+ *   exec PATH [ARG...]  execv(PATH, [PATH, ARG...]): one static exec before
+ *             the program proper (what runit's and s6's ./run files do here).
+ *   stamp FILE append "START END\n" to FILE and exit 0: CLOCK_REALTIME ns at
+ *             the top of main and just before the write, so that successive
+ *             lines give a supervisor's exit-to-restart latency.
+ * Invoked as `run` (a runit or s6 service's ./run, which gets no arguments),
+ * it takes its arguments from the file run.args in the current directory
+ * (the service directory), one a line.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -164,13 +176,69 @@ static int orphans(int n) {
 	return 0;
 }
 
+static long long real_ns(void) {
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static int stamp(const char *file, long long start) {
+	int fd = open(file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		die(file);
+	char out[64];
+	int n = snprintf(out, sizeof out, "%lld %lld\n", start, real_ns());
+	if (write(fd, out, (size_t)n) != n)
+		die("write stamp");
+	return 0;
+}
+
+/* run_args reads ./run.args into argv (argv[0] "run"), one argument a line. */
+static char **run_args(int *argc) {
+	static char buf[4096];
+	static char *args[64];
+	int fd = open("run.args", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		die("open run.args");
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	if (n < 0)
+		die("read run.args");
+	close(fd);
+	buf[n] = 0;
+	int k = 0;
+	args[k++] = "run";
+	for (char *p = buf; *p != 0 && k < 63;) {
+		char *nl = strchr(p, '\n');
+		if (nl != NULL)
+			*nl = 0;
+		args[k++] = p;
+		if (nl == NULL)
+			break;
+		p = nl + 1;
+	}
+	args[k] = NULL;
+	*argc = k;
+	return args;
+}
+
 int main(int argc, char **argv) {
+	long long start = real_ns();
+	const char *base = strrchr(argv[0], '/');
+	base = base != NULL ? base + 1 : argv[0];
+	if (strcmp(base, "run") == 0)
+		argv = run_args(&argc);
+	if (argc >= 3 && strcmp(argv[1], "exec") == 0) {
+		execv(argv[2], argv + 2);
+		die(argv[2]);
+	}
+	if (argc >= 3 && strcmp(argv[1], "stamp") == 0)
+		return stamp(argv[2], start);
 	if (argc >= 2 && strcmp(argv[1], "ack") == 0)
 		ack();
 	if (argc >= 2 && strcmp(argv[1], "wait") == 0)
 		wait_for_term();
 	if (argc >= 3 && strcmp(argv[1], "orphans") == 0)
 		return orphans(atoi(argv[2]));
-	fprintf(stderr, "usage: child ack | wait | orphans N\n");
+	fprintf(stderr, "usage: child ack | wait | orphans N | exec PATH [ARG...] | stamp FILE\n");
 	return 2;
 }
