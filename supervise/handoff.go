@@ -219,9 +219,13 @@ func (s *Supervisor) adopt(h Handoff) {
 			// NewFile registers a non-blocking pipe with the poller, so
 			// deadlines work on it again.
 			syscall.SetNonblock(hp.FD, true)
+			// FD_CLOEXEC was cleared for the exec: set it again, or every
+			// service started from now on would inherit this pipe.
+			syscall.CloseOnExec(hp.FD)
 			svc.pumps = append(svc.pumps, &pump{r: os.NewFile(uintptr(hp.FD), "output"), out: out, carry: hp.Carry})
 		}
 		if hs.Notify >= 0 {
+			syscall.CloseOnExec(hs.Notify)
 			svc.notify = os.NewFile(uintptr(hs.Notify), "notify")
 		}
 		if hs.Exit != nil {
