@@ -213,6 +213,12 @@ func TestEscapedProcessesAreStopped(t *testing.T) {
 	v := start(t, modes[1], opts{}, "-c", cfg)
 	waitReady(t, filepath.Join(dir, "rec"))
 	pid, _ := strconv.Atoi(lines(filepath.Join(dir, "escaped"))[0])
+	// On a loaded machine setsid may not have run yet: until it has, the
+	// process is still in the service's group and would get its TERM.
+	waitFor(t, 30*time.Second, "the process to leave the service's session", func() bool {
+		b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+		return strings.HasPrefix(string(b), "sleep")
+	})
 	began := time.Now()
 	v.signal(unix.SIGTERM)
 	if code := v.wait(20 * time.Second); code != 0 {
