@@ -76,3 +76,13 @@ chaos:
 SOAK_TIME ?= 30m
 soak:
 	SOAK_TIME=$(SOAK_TIME) $(GO) test -count=1 -v -timeout 0 -run '^TestSoak$$' ./integration/
+
+# vigil's pods under a real node agent (integration/k8s, SPEC section 8), as
+# root: installs containerd, runc, buildah, busybox-static and catatonit from
+# Debian, builds kubelet v1.34.4 from the Go module proxy (cached in
+# /var/cache/vigil-k8s: minutes the first time), starts containerd and a
+# standalone kubelet with dirs of their own, runs the scenarios as static
+# pods and always tears it all down. VIGIL_K8S_KEEP=1 keeps the work dir.
+.PHONY: test-k8s
+test-k8s:
+	./integration/k8s/run.sh
