@@ -84,6 +84,11 @@ func (r *RespawnLimit) UnmarshalText(b []byte) error {
 	if err != nil || w <= 0 {
 		return fmt.Errorf("respawn limit %q: window must be a positive duration", s)
 	}
+	// A token's refill time of 0 would be no limit at all (and NaN in the
+	// bucket's arithmetic).
+	if n > 0 && w/time.Duration(n) < time.Microsecond {
+		return fmt.Errorf("respawn limit %q: window must allow at least 1µs per restart", s)
+	}
 	*r = RespawnLimit{N: n, Window: w}
 	return nil
 }

@@ -18,6 +18,10 @@ func TestRespawnLimitText(t *testing.T) {
 		{"x/1m", RespawnLimit{}, true},
 		{"10/0s", RespawnLimit{}, true},
 		{"-1/1m", RespawnLimit{}, true},
+		{"2/1ns", RespawnLimit{}, true},
+		{"2000/1ms", RespawnLimit{}, true},
+		{"1000/1s", RespawnLimit{1000, time.Second}, false},
+		{"0/1ns", RespawnLimit{0, time.Nanosecond}, false},
 	}
 	for _, tc := range tests {
 		var r RespawnLimit

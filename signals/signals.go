@@ -39,12 +39,18 @@ const (
 // STOP (cannot be caught), CHLD (the reaper's own channel), URG (the Go
 // runtime's preemption signal) and PROF (the runtime's profiler; ignored by it
 // when not profiling).
+//
+// The order matters at start-up: Notify enables one signal at a time, each a
+// round trip with the runtime's signal thread (milliseconds on a loaded
+// machine), and until its turn a signal gets the runtime's default. The ones
+// whose default ends the process (exit 2 or a crash) come first, TERM, the
+// one a container runtime sends, first of all.
 var caught = []syscall.Signal{
-	unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGILL, unix.SIGTRAP, unix.SIGABRT,
-	unix.SIGBUS, unix.SIGFPE, unix.SIGUSR1, unix.SIGSEGV, unix.SIGUSR2, unix.SIGPIPE,
-	unix.SIGALRM, unix.SIGTERM, unix.SIGSTKFLT, unix.SIGCONT, unix.SIGTSTP, unix.SIGTTIN,
+	unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGABRT,
+	unix.SIGILL, unix.SIGTRAP, unix.SIGBUS, unix.SIGFPE, unix.SIGSEGV, unix.SIGSTKFLT, unix.SIGSYS,
+	unix.SIGUSR1, unix.SIGUSR2, unix.SIGPIPE, unix.SIGALRM, unix.SIGCONT, unix.SIGTSTP, unix.SIGTTIN,
 	unix.SIGTTOU, unix.SIGXCPU, unix.SIGXFSZ, unix.SIGVTALRM, unix.SIGWINCH, unix.SIGIO,
-	unix.SIGPWR, unix.SIGSYS,
+	unix.SIGPWR,
 }
 
 // Caught returns every signal Catch notifies, real-time ones included.
@@ -123,12 +129,14 @@ var byName = map[string]syscall.Signal{
 
 // Parse reads a signal as a name with or without the SIG prefix, in any case
 // (TERM, sigterm), a number (15), or RTMIN+n / RTMAX-n.
+// Only ASCII folds (strings.ToUpper would make "ſigterm" SIGTERM) and a
+// number is digits only (no sign: "+15" and "RTMIN++3" are refused).
 func Parse(s string) (syscall.Signal, error) {
-	name := strings.ToUpper(strings.TrimSpace(s))
+	name := asciiUpper(strings.TrimSpace(s))
 	if name == "" {
 		return 0, fmt.Errorf("empty signal name")
 	}
-	if n, err := strconv.Atoi(name); err == nil {
+	if n, err := strconv.Atoi(name); err == nil && digits(name) {
 		if n < 1 || n > RTMax {
 			return 0, fmt.Errorf("signal number %d out of range 1..%d", n, RTMax)
 		}
@@ -165,10 +173,29 @@ func parseRealtime(name string) (syscall.Signal, bool) {
 		return 0, false
 	}
 	n, err := strconv.Atoi(rest[1:])
-	if err != nil || n < 0 || n > RTMax-RTMin {
+	if err != nil || !digits(rest[1:]) || n > RTMax-RTMin {
 		return 0, false
 	}
 	return syscall.Signal(base + sign*n), true
+}
+
+func digits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+func asciiUpper(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'a' <= c && c <= 'z' {
+			b[i] = c - 'a' + 'A'
+		}
+	}
+	return string(b)
 }
 
 // Name gives the conventional name of a signal: SIGTERM, SIGRTMIN+3.

@@ -1,6 +1,7 @@
 package signals
 
 import (
+	"os"
 	"syscall"
 	"testing"
 
@@ -33,6 +34,13 @@ func TestParse(t *testing.T) {
 		{"RTMIN-1", 0, true},
 		{"RTMAX+1", 0, true},
 		{"RTMIN+x", 0, true},
+		{"RTMIN++3", 0, true},
+		{"RTMIN+-0", 0, true},
+		{"RTMAX--0", 0, true},
+		{"+15", 0, true},
+		{"ſigterm", 0, true}, // Unicode case folding would make it SIGTERM
+		{"ınt", 0, true},
+		{"RTMIN+03", 37, false},
 	}
 	for _, tc := range tests {
 		got, err := Parse(tc.in)
@@ -117,5 +125,17 @@ func TestCaughtExcludesRuntimeSignals(t *testing.T) {
 	}
 	if len(Caught()) != 26+RTMax-FirstCatchableRT+1 {
 		t.Errorf("Caught() has %d signals", len(Caught()))
+	}
+}
+
+// TestCaughtFatalFirst: the signals whose Go default ends the process are
+// notified first (package early; see the comment on caught).
+func TestCaughtFatalFirst(t *testing.T) {
+	want := []os.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGABRT}
+	got := Caught()[:len(want)]
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("Caught() starts %v, want %v", got, want)
+		}
 	}
 }

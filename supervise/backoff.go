@@ -62,3 +62,32 @@ func (b *bucket) Reserve(now time.Time) time.Duration {
 	}
 	return time.Duration(-b.tokens * float64(per))
 }
+
+// handoff is the bucket's state for the image that replaces this one; nil
+// when the limit is off (a limit turned on by the new config then starts
+// full, as at boot) or when tokens is not finite (a window shorter than N
+// ns), which JSON cannot carry and would fail the whole re-exec.
+func (b *bucket) handoff(c monoClock) *HandoffBucket {
+	if b.limit.N <= 0 || math.IsNaN(b.tokens) || math.IsInf(b.tokens, 0) {
+		return nil
+	}
+	return &HandoffBucket{Tokens: b.tokens, Last: c.toMono(b.last)}
+}
+
+// restore takes over the bucket of the image this one replaced, so a
+// re-exec neither refills it nor forgets the tokens taken from the future
+// by restarts still waiting. nil (an older vigil, or a limit that was off)
+// leaves it full.
+func (b *bucket) restore(hb *HandoffBucket, c monoClock) {
+	if hb == nil || b.limit.N <= 0 || math.IsNaN(hb.Tokens) || math.IsInf(hb.Tokens, 0) {
+		return
+	}
+	// The new config may have lowered N; the debt of waiting restarts is
+	// kept whatever it is, as their tokens are already spoken for.
+	b.tokens = min(hb.Tokens, float64(b.limit.N))
+	b.last = c.fromMono(hb.Last)
+	// A refill time ahead of now would take tokens away at the next refill.
+	if b.last.After(c.now) {
+		b.last = c.now
+	}
+}

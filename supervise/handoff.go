@@ -22,6 +22,21 @@ type Handoff struct {
 	Signals    []int       // received but not yet handled by the old image
 	Panics     []time.Time // recent panic re-execs, to stop a panic loop
 	Services   []HandoffService
+	// Clock is CLOCK_MONOTONIC (ns) at the freeze: the new image falls back
+	// on it if it cannot read the clock. It, Bucket and each service's Due
+	// are absent in a handoff from an older vigil, which the new one reads
+	// as before (full bucket, backoff waited again), so the protocol
+	// version stays.
+	Clock  int64          `json:",omitempty"`
+	Bucket *HandoffBucket `json:",omitempty"`
+}
+
+// HandoffBucket is the global respawn limit across a re-exec. Without it
+// every image would start with a full bucket, and a crash loop could
+// restart N more times at each re-exec.
+type HandoffBucket struct {
+	Tokens float64 // negative: taken by restarts still waiting for their time
+	Last   int64   // last refill, CLOCK_MONOTONIC ns
 }
 
 // HandoffService is one service across a re-exec.
@@ -45,7 +60,39 @@ type HandoffService struct {
 	// across the exec, and the partial line each pump held.
 	Pipes  []HandoffPipe
 	Notify int // read end of the notify_fd pipe, -1 if none
+	// Due is when a pending restart fires (CLOCK_MONOTONIC ns, 0 if none):
+	// the new image keeps that time rather than starting it at once or
+	// waiting a whole backoff again. Reserved: the restart already took its
+	// respawn token and waits for it to come due, so it must not take
+	// another.
+	Due      int64 `json:",omitempty"`
+	Reserved bool  `json:",omitempty"`
 }
+
+// monoClock pairs a reading of time.Now with one of CLOCK_MONOTONIC, to
+// translate times to and from what another image of this process can
+// compare: Go's own monotonic reading starts afresh at each exec, the wall
+// clock can be stepped, but CLOCK_MONOTONIC runs on across execve within a
+// boot (and the Binding refuses a handoff from another boot).
+type monoClock struct {
+	now  time.Time
+	mono int64 // ns
+}
+
+func readClock() (monoClock, error) {
+	var ts unix.Timespec
+	now := time.Now()
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return monoClock{}, fmt.Errorf("read CLOCK_MONOTONIC: %w", err)
+	}
+	return monoClock{now: now, mono: ts.Nano()}, nil
+}
+
+func (c monoClock) toMono(t time.Time) int64 { return c.mono + int64(t.Sub(c.now)) }
+
+// fromMono keeps c.now's monotonic reading, so durations to and from the
+// result are immune to steps of the wall clock.
+func (c monoClock) fromMono(m int64) time.Time { return c.now.Add(time.Duration(m - c.mono)) }
 
 // HandoffPipe is one output pipe across a re-exec.
 type HandoffPipe struct {
@@ -64,6 +111,13 @@ func (s *Supervisor) freeze() (h Handoff, keep []int, thaw func()) {
 	release := s.o.Reaper.Hold()
 	h.Generation = s.o.Generation + 1
 	h.Panics = s.panics
+	clock, clockErr := readClock()
+	if clockErr != nil {
+		s.log.Error("the respawn limit and pending restarts start afresh in the new image", "err", clockErr)
+	} else {
+		h.Clock = clock.mono
+		h.Bucket = s.limiter.handoff(clock)
+	}
 	for {
 		select {
 		case sig := <-s.o.Signals:
@@ -78,6 +132,9 @@ func (s *Supervisor) freeze() (h Handoff, keep []int, thaw func()) {
 			Config: svc.Service, Main: svc.isMain, State: svc.state, Pid: svc.pid, Pgid: svc.pgid,
 			Started: svc.started, Retries: svc.retries, Restarts: svc.restarts, LastExit: svc.lastExit,
 			Want: svc.want, Notify: -1,
+		}
+		if clockErr == nil && svc.timer != nil && !svc.due.IsZero() {
+			hs.Due, hs.Reserved = clock.toMono(svc.due), svc.reserved
 		}
 		if svc.pid != 0 {
 			// Still there (running, or a zombie the held reaper keeps)?
@@ -201,6 +258,14 @@ func (s *Supervisor) startPumps() {
 // reaper; an exit that happened during the exec is reaped on the first pass
 // and handled by policy.
 func (s *Supervisor) adopt(h Handoff) {
+	clock, err := readClock()
+	if err != nil {
+		// Assume the exec took no time: the limit still holds, and pending
+		// restarts come at most that much late.
+		s.log.Error("assuming the re-exec took no time", "err", err)
+		clock = monoClock{now: time.Now(), mono: h.Clock}
+	}
+	s.limiter.restore(h.Bucket, clock)
 	for _, hs := range h.Services {
 		svc := &service{Service: hs.Config, isMain: hs.Main}
 		if hs.Main {
@@ -211,6 +276,9 @@ func (s *Supervisor) adopt(h Handoff) {
 		}
 		svc.state, svc.pgid, svc.started = hs.State, hs.Pgid, hs.Started
 		svc.retries, svc.restarts, svc.lastExit, svc.want = hs.Retries, hs.Restarts, hs.LastExit, hs.Want
+		if hs.Due != 0 {
+			svc.due, svc.reserved = clock.fromMono(hs.Due), hs.Reserved
+		}
 		for _, hp := range hs.Pipes {
 			out := s.o.Stdout
 			if hp.Stderr {
@@ -244,11 +312,19 @@ func (s *Supervisor) adopt(h Handoff) {
 			} else {
 				s.log.Error("cannot adopt: not the process handed over", "service", svc.Name, "pid", hs.Pid)
 				svc.state = Starting
+				if hs.Want && !hs.Main {
+					// Its run ended unseen: starting it again is a restart,
+					// under the respawn limit like any other.
+					svc.state, svc.due, svc.reserved = Backoff, clock.now, false
+				}
 			}
 		}
 		if !hs.Main {
+			// add resets the state: keep the one set above, which a failed
+			// adoption changed.
+			st := svc.state
 			s.add(svc)
-			svc.state = hs.State // add resets it
+			svc.state = st
 			svc.want = hs.Want
 		}
 	}
@@ -264,13 +340,31 @@ func (s *Supervisor) resume() {
 		switch {
 		case svc.pid != 0 && svc.state == Running && svc.Ready != nil:
 			s.watchReady(svc, append(append([]string{}, s.o.Env...), svc.Env...))
+		case svc.pid == 0 && !svc.due.IsZero() && (svc.state == Backoff || svc.state == Starting):
+			s.resumeRestart(svc)
 		case svc.pid == 0 && svc.state == Backoff:
+			// No due time handed over (an older vigil, or one that could not
+			// read its clock): wait it all again.
 			svc.state = Starting
-			s.after(svc, restartDelay(svc.Backoff, max(svc.retries, 1), jitter()), func() { s.restart(svc) })
+			s.schedule(svc, restartDelay(svc.Backoff, max(svc.retries, 1), jitter()), false, func() { s.restart(svc) })
 		case svc.pid == 0 && svc.state == Starting:
 			s.tryStart(svc)
 		}
 	}
+}
+
+// resumeRestart arms a restart the old image had scheduled, for the time it
+// had: a backoff that ends takes a respawn token as usual; a restart that
+// already took one (waiting for it to come due) only spawns, or the new
+// image would take a second token for it, or start it early.
+func (s *Supervisor) resumeRestart(svc *service) {
+	due, reserved := svc.due, svc.reserved
+	f := func() { s.restart(svc) }
+	if reserved {
+		f = func() { s.respawn(svc) }
+	}
+	s.schedule(svc, time.Until(due), reserved, f)
+	svc.due = due
 }
 
 // startTime is a process's start time (see procStat).

@@ -123,6 +123,12 @@ type service struct {
 
 	timer    *time.Timer // pending start, backoff, readiness timeout or kill
 	timerGen int
+	// due is when the timer fires if it is a restart's (zero otherwise), and
+	// reserved says that restart already took its respawn token: a re-exec
+	// hands both over, so the new image neither restarts early nor takes a
+	// second token.
+	due      time.Time
+	reserved bool
 	cancel   context.CancelFunc // readiness check of this run
 	notify   *os.File           // read end of the notify_fd pipe until the check takes it
 	pumps    []*pump            // prefixed output being copied
@@ -294,14 +300,23 @@ func (s *Supervisor) after(svc *service, d time.Duration, f func()) {
 		s.post(func() {
 			if svc.timerGen == gen {
 				svc.timer = nil
+				svc.due, svc.reserved = time.Time{}, false
 				f()
 			}
 		})
 	})
 }
 
+// schedule is after for a restart; reserved: it has taken its respawn
+// token already.
+func (s *Supervisor) schedule(svc *service, d time.Duration, reserved bool, f func()) {
+	s.after(svc, d, f)
+	svc.due, svc.reserved = time.Now().Add(d), reserved
+}
+
 func (s *Supervisor) cancelTimer(svc *service) {
 	svc.timerGen++
+	svc.due, svc.reserved = time.Time{}, false
 	if svc.timer != nil {
 		svc.timer.Stop()
 		svc.timer = nil
@@ -649,7 +664,7 @@ func (s *Supervisor) judge(svc *service, code int, ran time.Duration) {
 		attempt = fmt.Sprintf("%d of unlimited", svc.retries)
 	}
 	s.log.Info("restart scheduled", "service", svc.Name, "delay", delay.Round(time.Millisecond), "attempt", attempt)
-	s.after(svc, delay, func() { s.restart(svc) })
+	s.schedule(svc, delay, false, func() { s.restart(svc) })
 }
 
 // restart spawns svc again once the global respawn limit allows.
@@ -657,7 +672,7 @@ func (s *Supervisor) restart(svc *service) {
 	if wait := s.limiter.Reserve(time.Now()); wait > 0 {
 		svc.state = Starting
 		s.log.Info("respawn limit reached: restart delayed", "service", svc.Name, "wait", wait.Round(time.Millisecond))
-		s.after(svc, wait, func() { s.respawn(svc) })
+		s.schedule(svc, wait, true, func() { s.respawn(svc) })
 		return
 	}
 	s.respawn(svc)

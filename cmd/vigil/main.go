@@ -12,9 +12,9 @@ import (
 	"runtime/debug"
 	"strings"
 
+	"github.com/vigil-init/vigil/cmd/vigil/internal/early"
 	"github.com/vigil-init/vigil/control"
 	"github.com/vigil-init/vigil/reaper"
-	"github.com/vigil-init/vigil/signals"
 	"github.com/vigil-init/vigil/supervise"
 	"golang.org/x/sys/unix"
 )
@@ -37,6 +37,7 @@ func main() {
 	// a Kubernetes probe running vigil ready) is no init: it skips the
 	// signal and reaper set-up and answers at once.
 	if len(os.Args) > 1 && verbs[os.Args[1]] {
+		early.Release()
 		os.Exit(runVerb(os.Args[1], os.Args[2:]))
 	}
 	os.Exit(run(os.Args[1:]))
@@ -55,9 +56,10 @@ func runVerb(verb string, args []string) int {
 }
 
 func run(args []string) int {
-	// Signals first: until Notify, a TERM or HUP would make the Go runtime
-	// exit 2, and SIGCHLD must be on the reaper's channel before any child.
-	sigs := signals.Catch()
+	// Caught since package early's init: until Notify, a TERM or HUP would
+	// make the Go runtime exit 2. SIGCHLD must be on the reaper's channel
+	// before any child: reaper.New comes first.
+	sigs := early.Signals
 	var log *slog.Logger
 	var warnOrphans bool
 	var onOrphan func() // set before the reaper runs
@@ -92,6 +94,7 @@ func run(args []string) int {
 		fmt.Println("vigil", version)
 		return 0
 	case inv.verb != "":
+		early.Release()
 		return runVerb(inv.verb, inv.verbArgs)
 	}
 
