@@ -26,10 +26,19 @@ const initialBuf = 4<<10 + 1
 // the chunk's newline goes.
 const maxData = MaxLine + 1
 
+// batchMax is the most a pump writes at once when it gathers lines: PIPE_BUF,
+// the size up to which the kernel never splits a write to a pipe.
+const batchMax = 4096
+
 // Output is one of vigil's output streams (its stdout or its stderr) shared by
-// every prefixed service. Each line is written with a single Write call while
+// every prefixed service. Lines are written whole, with one Write call while
 // holding the stream's lock, so lines of different services never interleave
 // mid-line.
+//
+// A pump gathers the whole lines of one read into writes of up to batchMax
+// bytes: one system call per line made a flood of short lines cost a write(2)
+// each. batchMax is PIPE_BUF, so a batch stays atomic on a pipe that
+// processes other than vigil (services with log: inherit) write to as well.
 type Output struct {
 	mu sync.Mutex
 	w  io.Writer
@@ -92,18 +101,46 @@ func (o *Output) PumpCarry(name string, r io.Reader, carry []byte) (leftover []b
 	// next ends that line and is not an empty line of its own.
 	split := false
 	var werr, rerr error
-	// emit writes buf[s:e] (ending in '\n') with the prefix in front.
+	write := func(b []byte) {
+		if err := o.write(b); err != nil && werr == nil {
+			werr = err
+		}
+	}
+	// batch gathers prefixed lines for one write; allocated at the first
+	// line that goes into it, so a quiet service never pays for it.
+	var batch []byte
+	flush := func() {
+		if len(batch) > 0 {
+			write(batch)
+			batch = batch[:0]
+		}
+	}
+	// emit writes buf[s:e] (ending in '\n') with the prefix in front: into
+	// the batch, or, for a line too long for one, flushing the batch and
+	// writing the line straight from buf with the prefix put in front of
+	// it there, over bytes already consumed.
 	emit := func(s, e int) {
 		if split && e-s == 1 {
 			split = false
 			return
 		}
 		split = false
+		if n := p + e - s; n <= batchMax {
+			if len(batch)+n > batchMax {
+				flush()
+			}
+			if batch == nil {
+				batch = make([]byte, 0, batchMax)
+			}
+			batch = append(batch, name...)
+			batch = append(batch, " | "...)
+			batch = append(batch, buf[s:e]...)
+			return
+		}
+		flush()
 		copy(buf[s-p:], name)
 		copy(buf[s-p+len(name):], " | ")
-		if err := o.write(buf[s-p : e]); err != nil && werr == nil {
-			werr = err
-		}
+		write(buf[s-p : e])
 	}
 	// room makes buf[end] exist: it moves the pending bytes to the front of
 	// the buffer, or grows it if they are there already.
@@ -142,6 +179,7 @@ func (o *Output) PumpCarry(name string, r io.Reader, carry []byte) (leftover []b
 			start, end = p, p
 		}
 		if errors.Is(rerr, os.ErrDeadlineExceeded) {
+			flush()
 			return bytes.Clone(buf[start:end]), werr
 		}
 		if rerr != nil {
@@ -153,8 +191,11 @@ func (o *Output) PumpCarry(name string, r io.Reader, carry []byte) (leftover []b
 				buf[end] = '\n'
 				emit(start, end+1)
 			}
+			flush()
 			break
 		}
+		// Everything whole is out before the pump may block in Read.
+		flush()
 		if end == len(buf) {
 			room()
 		}

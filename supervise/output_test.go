@@ -81,12 +81,14 @@ func abbrev(s string) string {
 	return fmt.Sprintf("%q", s)
 }
 
-// lineWriter records what it is given and checks that every Write is exactly
-// one whole line: it ends in its only newline and starts with a prefix.
+// lineWriter records what it is given and checks that every Write is whole
+// prefixed lines: it ends in a newline, each of its lines has a prefix, and
+// a write of more than batchMax bytes is a single line.
 type lineWriter struct {
 	mu    sync.Mutex
 	buf   bytes.Buffer
 	calls int
+	lines int
 	bad   string
 }
 
@@ -94,11 +96,19 @@ func (w *lineWriter) Write(b []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.calls++
+	n := bytes.Count(b, []byte("\n"))
+	w.lines += n
 	if w.bad == "" {
-		if i := bytes.IndexByte(b, '\n'); i != len(b)-1 {
-			w.bad = fmt.Sprintf("write %d is not one whole line: %s", w.calls, abbrev(string(b)))
-		} else if !bytes.Contains(b, []byte(" | ")) {
-			w.bad = fmt.Sprintf("write %d has no prefix: %s", w.calls, abbrev(string(b)))
+		switch {
+		case len(b) == 0 || b[len(b)-1] != '\n':
+			w.bad = fmt.Sprintf("write %d does not end a line: %s", w.calls, abbrev(string(b)))
+		case len(b) > batchMax && n != 1:
+			w.bad = fmt.Sprintf("write %d is %d bytes and %d lines: over batchMax, lines go one by one", w.calls, len(b), n)
+		}
+		for l := range strings.Lines(string(b)) {
+			if !strings.Contains(l, " | ") && w.bad == "" {
+				w.bad = fmt.Sprintf("write %d has a line without prefix: %s", w.calls, abbrev(l))
+			}
 		}
 	}
 	w.buf.Write(b)
@@ -148,9 +158,10 @@ func TestPumpConcurrent(t *testing.T) {
 	if w.bad != "" {
 		t.Fatal(w.bad)
 	}
-	if w.calls != pumps*lines {
-		t.Errorf("%d writes, want %d", w.calls, pumps*lines)
+	if w.lines != pumps*lines {
+		t.Errorf("%d lines written, want %d", w.lines, pumps*lines)
 	}
+	t.Logf("%d lines in %d writes", w.lines, w.calls)
 	next := make(map[string]int)
 	for l := range strings.Lines(w.buf.String()) {
 		name, rest, ok := strings.Cut(l, " | ")
@@ -187,10 +198,11 @@ func TestPumpFailingWriter(t *testing.T) {
 		err       error
 		wantCalls int
 	}{
-		// EPIPE is for good: only the first line is tried.
+		// EPIPE is for good: only the first write is tried.
 		{"EPIPE", syscall.EPIPE, 1},
-		// Anything else (a full disk, say) may pass: every line is tried.
-		{"ENOSPC", syscall.ENOSPC, 1000},
+		// Anything else (a full disk, say) may pass: every batch is tried,
+		// four of these lines to a batch at most.
+		{"ENOSPC", syscall.ENOSPC, 250},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			w := &failWriter{err: tt.err}
@@ -210,8 +222,8 @@ func TestPumpFailingWriter(t *testing.T) {
 			if !errors.Is(err, tt.err) {
 				t.Errorf("Pump returned %v, want %v", err, tt.err)
 			}
-			if w.calls != tt.wantCalls {
-				t.Errorf("%d writes, want %d", w.calls, tt.wantCalls)
+			if tt.wantCalls == 1 && w.calls != 1 || w.calls < tt.wantCalls {
+				t.Errorf("%d writes, want %d (at least, for a batch of %d)", w.calls, tt.wantCalls, batchMax)
 			}
 		})
 	}
@@ -238,6 +250,30 @@ func TestPumpAllocations(t *testing.T) {
 	// The buffer and its growth, not one per line.
 	if allocs > 10 {
 		t.Errorf("%v allocations for 10000 lines", allocs)
+	}
+}
+
+// TestPumpBatches: the lines of one read go out in writes of up to batchMax
+// bytes, not one each, and vigil's stream still sees them all in order.
+func TestPumpBatches(t *testing.T) {
+	var in strings.Builder
+	for i := range 1000 {
+		fmt.Fprintf(&in, "line %d\n", i)
+	}
+	w := &lineWriter{}
+	if err := NewOutput(w).Pump("web", strings.NewReader(in.String())); err != nil {
+		t.Fatal(err)
+	}
+	if w.bad != "" {
+		t.Fatal(w.bad)
+	}
+	if w.lines != 1000 || w.calls > 1000*15/batchMax+2*((1000*15/(initialBuf-1))+1) {
+		t.Errorf("%d lines in %d writes: not batched", w.lines, w.calls)
+	}
+	for i, l := range strings.Split(strings.TrimSuffix(w.buf.String(), "\n"), "\n") {
+		if want := fmt.Sprintf("web | line %d", i); l != want {
+			t.Fatalf("line %d: %q, want %q", i, l, want)
+		}
 	}
 }
 
