@@ -376,6 +376,9 @@ func (svc *service) failedForGood() bool {
 }
 
 // alive reports whether the service's leader or any of its group still runs.
+// A group found empty is forgotten (pgid 0): it never fills again, and
+// shutdown asks about every service each time one stops, which with a
+// thousand services was a million kill(2) calls.
 func (svc *service) alive() bool {
 	if svc.pid != 0 {
 		return true
@@ -384,6 +387,9 @@ func (svc *service) alive() bool {
 		return false
 	}
 	err := unix.Kill(-svc.pgid, 0)
+	if errors.Is(err, unix.ESRCH) {
+		svc.pgid = 0
+	}
 	return err == nil || errors.Is(err, unix.EPERM)
 }
 
