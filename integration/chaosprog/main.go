@@ -54,6 +54,8 @@ func main() {
 	case "connect": // connect SOCK FILE: try the control socket; write the outcome to FILE, then stay
 		connect(args[0], args[1])
 		pause()
+	case "die-at-exec": // die-at-exec SOCK FILE: hold a connection to the control socket open with half a request; when it closes, exit 1
+		dieAtExec(args[0], args[1])
 	case "crash": // crash FILE: append "run" to FILE and exit 1
 		appendLine(args[0], "run")
 		os.Exit(1)
@@ -231,6 +233,26 @@ func connect(sock, file string) {
 	fmt.Fprintf(c, "{\"v\":1,\"verb\":\"status\"}\n")
 	line, _ := bufio.NewReader(c).ReadString('\n')
 	writeFile(file, fmt.Sprintf("uid=%d connected\nreply %s\nend\n", os.Getuid(), strings.TrimSpace(line)))
+}
+
+// dieAtExec holds a connection to vigil's control socket with half a
+// request, so vigil neither answers nor drops it (until its 5 s request
+// limit): the connection is a close-on-exec descriptor of vigil's, so it
+// closes the moment vigil calls execve, and this service exits 1 right
+// then, in the middle of the re-exec. "held PID" and then "eof PID" go to
+// FILE.
+func dieAtExec(sock, file string) {
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		fail(err.Error())
+	}
+	fmt.Fprint(c, `{"v":1,"verb":"sta`)
+	pid := strconv.Itoa(os.Getpid())
+	appendLine(file, "held "+pid)
+	var b [1]byte
+	c.Read(b[:])
+	appendLine(file, "eof "+pid)
+	os.Exit(1)
 }
 
 func pause() {
