@@ -82,8 +82,10 @@ func (c Client) Main(verb string, args []string) int {
 	rep, err := call(explicitSocket, req, clientTimeout(verb))
 	// A connection lost without a reply is vigil re-executing: the socket
 	// survives the exec, so asking again reaches the new image. Only the
-	// verbs that change nothing are asked twice.
-	for try := 0; try < 3 && lostReply(err) && (verb == verbStatus || verb == verbReady); try++ {
+	// verbs that come to the same whether asked once or twice are asked
+	// again: status and ready change nothing; stop and start wait for a
+	// state, and a service that got there already is simply reported.
+	for try := 0; try < 3 && lostReply(err) && retriable[verb]; try++ {
 		time.Sleep(50 * time.Millisecond)
 		rep, err = call(explicitSocket, req, clientTimeout(verb))
 	}
@@ -374,6 +376,9 @@ func formatUptime(d time.Duration) string {
 		return fmt.Sprintf("%dd%dh", sec/86400, sec%86400/3600)
 	}
 }
+
+// retriable are the verbs asked again after a lost reply (see Main).
+var retriable = map[string]bool{verbStatus: true, verbReady: true, verbStop: true, verbStart: true}
 
 // lostReply reports whether err is a connection that went away between the
 // request and its reply.

@@ -814,6 +814,80 @@ func TestChaosForkThousand(t *testing.T) {
 	figure(t, "shutdown with %d leftover sleepers of an exited service: %s", leftExit, time.Since(began).Round(time.Millisecond))
 }
 
+// TestChaosStopDeafServiceTwiceAndAcrossReexec: the SIGKILL that ends a
+// service deaf to its stop signal comes stop_timeout after the stop, even
+// when the stop is asked for again meanwhile, or vigil re-execs in the middle
+// of it (the stop client, cut off by the exec, asks the new image again).
+func TestChaosStopDeafServiceTwiceAndAcrossReexec(t *testing.T) {
+	const timeout = 2 * time.Second
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "sock")
+	cfg := chaosConfig(t, dir, `{"services": [
+		{"name": "deaf", "command": ["$C", "ignore-all", "3", "$D/deaf"], "stop_timeout": "2s"},
+		{"name": "steady", "command": ["sleep", "1000"]}
+	]}`)
+	v := start(t, modes[0], opts{env: []string{"VIGIL_SOCKET=" + sock}}, "-c", cfg)
+	waitFor(t, 15*time.Second, "socket", func() bool { return ctlOK(t, sock, "status") })
+	stopAsync := func() <-chan error {
+		ch := make(chan error, 1)
+		go func() {
+			cmd := exec.Command(vigilBin, "stop", "deaf")
+			cmd.Env = append(os.Environ(), "VIGIL_SOCKET="+sock)
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				err = fmt.Errorf("vigil stop deaf: %v: %s", err, out)
+			}
+			ch <- err
+		}()
+		return ch
+	}
+	stoppings := func() int { return strings.Count(v.stderr.String(), "stopping service=deaf ") }
+	for round, between := range []string{"a second stop", "a re-exec"} {
+		if round > 0 {
+			if code, _, errs := ctl(t, sock, "start", "deaf"); code != 0 {
+				t.Fatalf("start deaf: exit %d %s", code, errs)
+			}
+		}
+		_, pid, _ := svc(t, sock, "deaf")
+		// Its signal handlers are set once it says so: "ready pid=PID".
+		waitFor(t, 30*time.Second, "deaf ready", func() bool {
+			return lastLine(filepath.Join(dir, "deaf")) == fmt.Sprintf("ready pid=%d", pid)
+		})
+		began := time.Now()
+		first := stopAsync()
+		waitFor(t, 15*time.Second, "deaf stopping", func() bool { return stoppings() == round+1 })
+		switch round {
+		case 0:
+			if err := <-stopAsync(); err != nil {
+				t.Errorf("the second stop: %v", err)
+			}
+		case 1:
+			reexecAndWait(t, v, sock, 1)
+		}
+		if err := <-first; err != nil {
+			t.Errorf("stop with %s in the middle: %v", between, err)
+		}
+		took := time.Since(began)
+		if st, p, _ := svc(t, sock, "deaf"); st != "stopped" || p != 0 {
+			t.Errorf("after stop with %s in the middle: deaf %s pid %d (was %d)", between, st, p, pid)
+		}
+		if took < timeout || took > timeout+10*time.Second {
+			t.Errorf("stop with %s in the middle took %v, stop_timeout %v", between, took, timeout)
+		}
+		if !t.Failed() {
+			figure(t, "stop of a service deaf to every signal (stop_timeout %v) with %s in the middle: SIGKILLed, stop returned after %v",
+				timeout, between, took.Round(time.Millisecond))
+		}
+	}
+	if n := strings.Count(v.stderr.String(), "stop timeout: killing the group service=deaf"); n != 2 {
+		t.Errorf("%d SIGKILLs logged for deaf, want 2", n)
+	}
+	v.signal(unix.SIGTERM)
+	if code := v.wait(30 * time.Second); code != 0 {
+		t.Errorf("exit %d after TERM", code)
+	}
+}
+
 func TestChaosIgnoresEveryStopSignal(t *testing.T) {
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "sock")

@@ -238,12 +238,16 @@ func (s *Supervisor) Stop(ctx context.Context, names []string) error {
 
 func (s *Supervisor) stopNow(svc *service) {
 	svc.want = false
+	if svc.stopping {
+		// Stopping already: its timer is the SIGKILL, which a second
+		// vigil stop (or a client asking again after a re-exec) must not
+		// cancel, or a service deaf to its stop signal would never die.
+		return
+	}
 	s.cancelTimer(svc)
 	s.stopReadyCheck(svc)
 	if svc.alive() {
-		if !svc.stopping {
-			s.stop(svc)
-		}
+		s.stop(svc)
 		return
 	}
 	svc.state = Stopped

@@ -67,6 +67,14 @@ type HandoffService struct {
 	// another.
 	Due      int64 `json:",omitempty"`
 	Reserved bool  `json:",omitempty"`
+	// Stopping: vigil had sent the stop signal (vigil stop, restart,
+	// reload); KillAt is when SIGKILL is due (CLOCK_MONOTONIC ns, 0 if sent
+	// already); RestartAfterStop: a vigil restart waits for the stop.
+	// Without them the new image forgot the stop: a service deaf to its
+	// stop signal was never killed, and its exit was judged a failure.
+	Stopping         bool  `json:",omitempty"`
+	KillAt           int64 `json:",omitempty"`
+	RestartAfterStop bool  `json:",omitempty"`
 }
 
 // monoClock pairs a reading of time.Now with one of CLOCK_MONOTONIC, to
@@ -135,6 +143,14 @@ func (s *Supervisor) freeze() (h Handoff, keep []int, thaw func()) {
 		}
 		if clockErr == nil && svc.timer != nil && !svc.due.IsZero() {
 			hs.Due, hs.Reserved = clock.toMono(svc.due), svc.reserved
+		}
+		hs.Stopping, hs.RestartAfterStop = svc.stopping, svc.restartAfterStop
+		if svc.timer != nil && !svc.killAt.IsZero() {
+			// Without a clock, at once: late rather than never.
+			hs.KillAt = 1
+			if clockErr == nil {
+				hs.KillAt = clock.toMono(svc.killAt)
+			}
 		}
 		if svc.pid != 0 {
 			// Still there (running, or a zombie the held reaper keeps)?
@@ -327,17 +343,30 @@ func (s *Supervisor) adopt(h Handoff) {
 			svc.state = st
 			svc.want = hs.Want
 		}
+		svc.stopping, svc.restartAfterStop = hs.Stopping, hs.RestartAfterStop
+		if hs.KillAt != 0 {
+			svc.killAt = clock.fromMono(hs.KillAt)
+		}
 	}
 	s.link()
 }
 
 // resume puts adopted services that were between runs back on their way.
 func (s *Supervisor) resume() {
+	stopping := false
 	for _, svc := range s.order {
 		for _, p := range svc.pumps {
 			s.runPump(svc.Name, p)
 		}
 		switch {
+		case svc.stopping:
+			// The stop signal went out from the old image; SIGKILL comes
+			// when it was due (the timer was not handed over if it had
+			// fired already).
+			stopping = true
+			if at := svc.killAt; !at.IsZero() {
+				s.armKill(svc, at)
+			}
 		case svc.pid != 0 && svc.state == Running && svc.Ready != nil:
 			s.watchReady(svc, append(append([]string{}, s.o.Env...), svc.Env...))
 		case svc.pid == 0 && !svc.due.IsZero() && (svc.state == Backoff || svc.state == Starting):
@@ -350,6 +379,10 @@ func (s *Supervisor) resume() {
 		case svc.pid == 0 && svc.state == Starting:
 			s.tryStart(svc)
 		}
+	}
+	if stopping {
+		// A group that emptied during the exec has no exit left to report.
+		s.checkGroups()
 	}
 }
 

@@ -129,9 +129,12 @@ type service struct {
 	// second token.
 	due      time.Time
 	reserved bool
-	cancel   context.CancelFunc // readiness check of this run
-	notify   *os.File           // read end of the notify_fd pipe until the check takes it
-	pumps    []*pump            // prefixed output being copied
+	// killAt is when the timer SIGKILLs the group of a stopping service
+	// (zero otherwise); a re-exec hands it over with stopping.
+	killAt time.Time
+	cancel context.CancelFunc // readiness check of this run
+	notify *os.File           // read end of the notify_fd pipe until the check takes it
+	pumps  []*pump            // prefixed output being copied
 	// reaped is the leader's exit, stored by its watcher before the loop
 	// handles it, so a re-exec can hand over an exit still in flight.
 	reaped atomic.Pointer[reaper.Exit]
@@ -300,7 +303,7 @@ func (s *Supervisor) after(svc *service, d time.Duration, f func()) {
 		s.post(func() {
 			if svc.timerGen == gen {
 				svc.timer = nil
-				svc.due, svc.reserved = time.Time{}, false
+				svc.due, svc.reserved, svc.killAt = time.Time{}, false, time.Time{}
 				f()
 			}
 		})
@@ -316,7 +319,7 @@ func (s *Supervisor) schedule(svc *service, d time.Duration, reserved bool, f fu
 
 func (s *Supervisor) cancelTimer(svc *service) {
 	svc.timerGen++
-	svc.due, svc.reserved = time.Time{}, false
+	svc.due, svc.reserved, svc.killAt = time.Time{}, false, time.Time{}
 	if svc.timer != nil {
 		svc.timer.Stop()
 		svc.timer = nil
@@ -808,12 +811,18 @@ func (s *Supervisor) stop(svc *service) {
 func (s *Supervisor) signalStop(svc *service) {
 	unix.Kill(-svc.pgid, svc.StopSignal)
 	unix.Kill(-svc.pgid, unix.SIGCONT)
-	s.after(svc, svc.StopTimeout, func() {
+	s.armKill(svc, time.Now().Add(svc.StopTimeout))
+}
+
+// armKill SIGKILLs svc's group at the given time if any of it is alive then.
+func (s *Supervisor) armKill(svc *service, at time.Time) {
+	s.after(svc, time.Until(at), func() {
 		if svc.alive() {
 			s.log.Warn("stop timeout: killing the group", "service", svc.Name, "timeout", svc.StopTimeout)
 			unix.Kill(-svc.pgid, unix.SIGKILL)
 		}
 	})
+	svc.killAt = at
 }
 
 // checkGroups notices stopping services whose whole group is gone.
