@@ -753,6 +753,9 @@ func TestChaosForkThousand(t *testing.T) {
 			t.Fatalf("sleeper %d is not vigil's child: %+v", p, st)
 		}
 	}
+	// A re-exec with the sleepers re-parented: the new image reaps them, and
+	// stops forkstay's adopted group.
+	reexecAndWait(t, v, sock, 1)
 	for _, p := range host[:n/2] {
 		unix.Kill(p, unix.SIGKILL)
 	}
@@ -798,7 +801,7 @@ func TestChaosForkThousand(t *testing.T) {
 			leftExit++
 		}
 	}
-	figure(t, "a service forked %d children and exited: leader reaped, %d killed children reaped, 0 zombies; stop of a service with %d children in its group took %s, %d left; stop of the exited service left %d of its group's %d sleepers alive",
+	figure(t, "a service forked %d children and exited; a re-exec; then: %d killed children reaped, 0 zombies; stop of a service with %d children in its group took %s, %d left; stop of the exited service left %d of its group's %d sleepers alive",
 		n, n/2, n, took.Round(time.Millisecond), left, leftExit, n/2)
 	began = time.Now()
 	v.signal(unix.SIGTERM)
@@ -1122,6 +1125,11 @@ func TestChaosStoppedServices(t *testing.T) {
 	unix.Kill(a, unix.SIGSTOP)
 	unix.Kill(-g, unix.SIGSTOP) // the whole group
 	waitFor(t, 10*time.Second, "a and g stopped", func() bool { return stopped(a) && stopped(g) })
+	// The new image adopts stopped processes like any others.
+	reexecAndWait(t, v, sock, 1)
+	if _, p, _ := svc(t, sock, "a"); hostPid(t, v, p) != a || !stopped(a) {
+		t.Fatalf("a after the re-exec: pid %d, stopped %v", p, stopped(a))
+	}
 
 	began := time.Now()
 	if code, _, errs := ctl(t, sock, "stop", "a"); code != 0 {
@@ -1144,6 +1152,7 @@ func TestChaosStoppedServices(t *testing.T) {
 	// Shutdown with b stopped.
 	unix.Kill(b, unix.SIGSTOP)
 	waitFor(t, 10*time.Second, "b stopped", func() bool { return stopped(b) })
+	reexecAndWait(t, v, sock, 2)
 	began = time.Now()
 	v.signal(unix.SIGTERM)
 	if code := v.wait(30 * time.Second); code != 0 {
@@ -1156,7 +1165,7 @@ func TestChaosStoppedServices(t *testing.T) {
 	if tookB > 10*time.Second {
 		t.Errorf("shutdown with a stopped service took %s", tookB)
 	}
-	figure(t, "SIGSTOPped services, stop_timeout 30s: stop of a stopped service %s, of a stopped group of 11 %s, shutdown with a stopped service %s (TERM then CONT: no SIGKILL needed)",
+	figure(t, "SIGSTOPped services, stop_timeout 30s, a re-exec with them stopped: stop of a stopped service %s, of a stopped group of 11 %s, shutdown with a stopped service %s (TERM then CONT: no SIGKILL needed)",
 		tookA.Round(time.Millisecond), tookG.Round(time.Millisecond), tookB.Round(time.Millisecond))
 }
 
