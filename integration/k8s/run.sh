@@ -83,7 +83,12 @@ echo "$W" >"$cache/current"
 test_pid= build_pid=
 finish() {
 	local rc=$?
-	trap - EXIT INT TERM
+	# The teardown must run to its end: a TERM to the whole process group
+	# (timeout(1), as in .ci/run) reaches make too, and make passes a second
+	# TERM on to this script while it is here. Ignored signals stay ignored
+	# in teardown.sh and the commands it runs.
+	trap - EXIT
+	trap '' INT TERM
 	if [ -n "$build_pid" ] && kill -0 "$build_pid" 2>/dev/null; then
 		kill -TERM "$build_pid" 2>/dev/null || true
 		wait "$build_pid" 2>/dev/null || true
