@@ -6,16 +6,9 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/vigil-init/vigil/cmd/vigil/internal/early"
 	"github.com/vigil-init/vigil/signals"
 )
-
-// verbs are recognised only as the first argument, so `vigil -- status` runs a
-// program called status.
-var verbs = map[string]bool{
-	"check": true, "status": true, "start": true, "stop": true, "restart": true,
-	"signal": true, "reload": true, "reexec": true, "ready": true, "reset": true,
-	"version": true,
-}
 
 // invocation is the command line, parsed but not yet applied to settings.
 type invocation struct {
@@ -54,7 +47,7 @@ func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(forma
 // first, then the command from "--" or the first argument that is no flag.
 func parseArgs(args []string) (invocation, error) {
 	var inv invocation
-	if len(args) > 0 && verbs[args[0]] {
+	if len(args) > 0 && early.Verbs[args[0]] {
 		inv.verb, inv.verbArgs = args[0], args[1:]
 		return inv, nil
 	}

@@ -36,8 +36,7 @@ func main() {
 	// A verb is only ever the first argument, and a client (vigil status,
 	// a Kubernetes probe running vigil ready) is no init: it skips the
 	// signal and reaper set-up and answers at once.
-	if len(os.Args) > 1 && verbs[os.Args[1]] {
-		early.Release()
+	if len(os.Args) > 1 && early.Verbs[os.Args[1]] {
 		os.Exit(runVerb(os.Args[1], os.Args[2:]))
 	}
 	os.Exit(run(os.Args[1:]))

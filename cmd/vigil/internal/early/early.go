@@ -9,20 +9,44 @@
 // packages dependencies first, then in import-path order, so this one runs
 // right after package signals, before net, log/slog, the config and control
 // packages and main (GODEBUG=inittrace=1 vigil version shows the order).
+//
+// A client verb (vigil status, a probe's vigil ready) is no init and skips
+// it: Notify and its undoing cost a round trip with the runtime's signal
+// thread per signal, more CPU than the rest of a status call.
 package early
 
 import (
+	"os"
 	"os/signal"
 
 	"github.com/vigil-init/vigil/signals"
 )
 
-// Signals receives every signal signals.Caught lists from the moment the
-// program starts; main hands it to the init's signal loop.
-var Signals = signals.Catch()
+// Verbs are vigil's verbs. They are recognised only as the first argument,
+// so `vigil -- status` runs a program called status.
+var Verbs = map[string]bool{
+	"check": true, "status": true, "start": true, "stop": true, "restart": true,
+	"signal": true, "reload": true, "reexec": true, "ready": true, "reset": true,
+	"version": true,
+}
 
-// Release gives every signal back its default behaviour, for a vigil that is
-// no init (vigil status, vigil ready): Ctrl-C must end it.
+// Signals receives every signal signals.Caught lists from the moment the
+// program starts, for the init's signal loop; nil when the first argument is
+// a verb.
+var Signals = catch()
+
+func catch() chan os.Signal {
+	if len(os.Args) > 1 && Verbs[os.Args[1]] {
+		return nil
+	}
+	return signals.Catch()
+}
+
+// Release gives every caught signal back its default behaviour, for a vigil
+// that turns out to be no init after all (`vigil -v status`): Ctrl-C must
+// end it.
 func Release() {
-	signal.Reset()
+	if Signals != nil {
+		signal.Reset(signals.Caught()...)
+	}
 }
