@@ -179,6 +179,7 @@ func Decode(data []byte, source string, s *Settings) ([]RawService, []Problem) {
 		if list.kind != jArray {
 			d.add("", "services", list.off, "want an array of services, got %s", list.kind)
 		} else {
+			out = make([]RawService, 0, len(list.elems))
 			for i, e := range list.elems {
 				if r, ok := d.service(i, e); ok {
 					out = append(out, r)
@@ -225,6 +226,9 @@ func join(path, key string) string {
 // members returns an object's members without repeated keys: a repeated key
 // is a problem, and its first value is the one used.
 func (d *decoder) members(sc scope, path string, n *jnode) []jmember {
+	if len(n.members) <= 16 && !repeatedKey(n.members) {
+		return n.members
+	}
 	seen := make(map[string]int, len(n.members))
 	out := make([]jmember, 0, len(n.members))
 	for _, m := range n.members {
@@ -237,6 +241,24 @@ func (d *decoder) members(sc scope, path string, n *jnode) []jmember {
 		out = append(out, m)
 	}
 	return out
+}
+
+// repeatedKey reports whether a key occurs twice: for the few members of a
+// service, a scan costs less than the map members needs otherwise.
+func repeatedKey(ms []jmember) bool {
+	for i := 1; i < len(ms); i++ {
+		for j := range i {
+			if ms[i].key == ms[j].key {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// indexed is the path of an array element: field[i].
+func indexed(field string, i int) string {
+	return field + "[" + strconv.Itoa(i) + "]"
 }
 
 // setting decodes a top-level setting, checks it with the same rules as
@@ -424,7 +446,7 @@ func (d *decoder) argv(sc scope, field string, n *jnode, fields map[string]Pos) 
 	out := make([]string, len(n.elems))
 	ok := true
 	for i, e := range n.elems {
-		f := fmt.Sprintf("%s[%d]", field, i)
+		f := indexed(field, i)
 		fields[f] = d.pos(e.off)
 		v, good := d.str(sc, f, e)
 		switch {
@@ -474,13 +496,12 @@ func validName(s string) bool {
 
 // service decodes one element of the services array.
 func (d *decoder) service(idx int, n *jnode) (RawService, bool) {
-	where := fmt.Sprintf("services[%d]", idx)
 	if n.kind != jObject {
-		d.add("", where, n.off, "want a service object, got %s", n.kind)
+		d.add("", indexed("services", idx), n.off, "want a service object, got %s", n.kind)
 		return RawService{}, false
 	}
 	r := RawService{Index: idx, Source: d.src, At: d.pos(n.off), Fields: map[string]Pos{}}
-	sc := scope{prefix: where + "."}
+	var sc scope
 	for _, m := range n.members {
 		if m.key == "name" {
 			if m.val.kind == jString && m.val.str != "" {
@@ -488,6 +509,9 @@ func (d *decoder) service(idx int, n *jnode) (RawService, bool) {
 			}
 			break
 		}
+	}
+	if sc.service == "" {
+		sc.prefix = indexed("services", idx) + "."
 	}
 	for _, m := range d.members(sc, "", n) {
 		v := m.val
@@ -670,7 +694,7 @@ func (d *decoder) dependsOn(sc scope, v *jnode, r *RawService) {
 	r.DependsOn = make([]string, len(v.elems))
 	seen := map[string]int{}
 	for i, e := range v.elems {
-		f := fmt.Sprintf("depends_on[%d]", i)
+		f := indexed("depends_on", i)
 		r.Fields[f] = d.pos(e.off)
 		name, ok := d.str(sc, f, e)
 		switch {
@@ -847,7 +871,7 @@ func Resolve(raw []RawService, s Settings) ([]Service, []Problem) {
 			Source: r.Source, Msg: fmt.Sprintf(format, a...)})
 	}
 	// Names: the first service with a name owns it.
-	owner := map[string]int{}
+	owner := make(map[string]int, len(raw))
 	for i := range raw {
 		r := &raw[i]
 		switch {
@@ -873,7 +897,7 @@ func Resolve(raw []RawService, s Settings) ([]Service, []Problem) {
 	for i := range raw {
 		r := &raw[i]
 		for k, dep := range r.DependsOn {
-			f := fmt.Sprintf("depends_on[%d]", k)
+			f := indexed("depends_on", k)
 			j, known := owner[dep]
 			switch {
 			case dep == "":
@@ -899,9 +923,6 @@ func Resolve(raw []RawService, s Settings) ([]Service, []Problem) {
 		}
 		return out
 	}) {
-		if len(comp) < 2 {
-			continue
-		}
 		in := map[int]bool{}
 		start := comp[0]
 		for _, v := range comp {
@@ -1026,7 +1047,10 @@ func resolveOne(r *RawService, s Settings) Service {
 	return svc
 }
 
-// tarjan returns the strongly connected components of the graph on 0..n-1.
+// tarjan returns the strongly connected components of more than one vertex
+// of the graph on 0..n-1: its cycles (an edge from a vertex to itself is no
+// cycle here; Resolve reports those apart). Leaving out the single vertices
+// saves an allocation for each service of a config without cycles.
 func tarjan(n int, succ func(int) []int) [][]int {
 	index := make([]int, n)
 	low := make([]int, n)
@@ -1052,6 +1076,11 @@ func tarjan(n int, succ func(int) []int) [][]int {
 			}
 		}
 		if low[v] == index[v] {
+			if stack[len(stack)-1] == v {
+				stack = stack[:len(stack)-1]
+				onStack[v] = false
+				return
+			}
 			var comp []int
 			for {
 				w := stack[len(stack)-1]

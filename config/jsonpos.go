@@ -72,15 +72,47 @@ func (e *jsonError) Error() string { return fmt.Sprintf("offset %d: %s", e.off, 
 // keeps hostile input from growing the stack without end.
 const maxDepth = 200
 
+// jparser allocates little per value: a config of a thousand services is
+// parsed again at each re-exec, inside the pause, and its 14 000 small
+// allocations were most of the cost there. Nodes come from slabs; members and
+// elements are gathered on stacks shared by all levels and copied once into
+// a slice of the right size; object keys, the same few over and over, are
+// each allocated once.
 type jparser struct {
 	data  []byte
 	i     int
 	depth int
+
+	slab    []jnode
+	members []jmember
+	elems   []*jnode
+	keys    map[string]string
+}
+
+// jslab is how many nodes are allocated at a time.
+const jslab = 256
+
+func (p *jparser) node(n jnode) *jnode {
+	if len(p.slab) == cap(p.slab) {
+		p.slab = make([]jnode, 0, jslab)
+	}
+	p.slab = append(p.slab, n)
+	return &p.slab[len(p.slab)-1]
+}
+
+// key returns an object key, allocated once per distinct key.
+func (p *jparser) key(b []byte) string {
+	if k, ok := p.keys[string(b)]; ok {
+		return k
+	}
+	k := string(b)
+	p.keys[k] = k
+	return k
 }
 
 // parseJSON parses exactly one JSON value, surrounded by optional white space.
 func parseJSON(data []byte) (*jnode, *jsonError) {
-	p := &jparser{data: data}
+	p := &jparser{data: data, keys: make(map[string]string)}
 	if len(data) >= 3 && data[0] == 0xEF && data[1] == 0xBB && data[2] == 0xBF {
 		p.i = 3
 	}
@@ -142,32 +174,32 @@ func (p *jparser) value() (*jnode, *jsonError) {
 		return p.array()
 	case c == '"':
 		off := p.i
-		s, err := p.string()
+		s, err := p.string(false)
 		if err != nil {
 			return nil, err
 		}
-		return &jnode{kind: jString, off: off, str: s}, nil
+		return p.node(jnode{kind: jString, off: off, str: s}), nil
 	case c == '-' || (c >= '0' && c <= '9'):
 		return p.number()
 	case c == 't':
-		return p.literal("true", &jnode{kind: jBool, off: p.i, b: true})
+		return p.literal("true", jnode{kind: jBool, off: p.i, b: true})
 	case c == 'f':
-		return p.literal("false", &jnode{kind: jBool, off: p.i})
+		return p.literal("false", jnode{kind: jBool, off: p.i})
 	case c == 'n':
-		return p.literal("null", &jnode{kind: jNull, off: p.i})
+		return p.literal("null", jnode{kind: jNull, off: p.i})
 	default:
 		return nil, p.errHere("looking for a value")
 	}
 }
 
-func (p *jparser) literal(word string, n *jnode) (*jnode, *jsonError) {
+func (p *jparser) literal(word string, n jnode) (*jnode, *jsonError) {
 	for k := 0; k < len(word); k++ {
 		if p.i >= len(p.data) || p.data[p.i] != word[k] {
 			return nil, p.errHere("in literal " + word)
 		}
 		p.i++
 	}
-	return n, nil
+	return p.node(n), nil
 }
 
 func (p *jparser) enter() *jsonError {
@@ -183,20 +215,22 @@ func (p *jparser) object() (*jnode, *jsonError) {
 		return nil, err
 	}
 	defer func() { p.depth-- }()
-	n := &jnode{kind: jObject, off: p.i}
+	n := p.node(jnode{kind: jObject, off: p.i})
 	p.i++ // {
 	p.ws()
 	if p.i < len(p.data) && p.data[p.i] == '}' {
 		p.i++
 		return n, nil
 	}
+	base := len(p.members)
+	defer func() { p.members = p.members[:base] }()
 	for {
 		p.ws()
 		if p.i >= len(p.data) || p.data[p.i] != '"' {
 			return nil, p.errHere("looking for an object key (a string)")
 		}
 		keyOff := p.i
-		key, err := p.string()
+		key, err := p.string(true)
 		if err != nil {
 			return nil, err
 		}
@@ -209,7 +243,7 @@ func (p *jparser) object() (*jnode, *jsonError) {
 		if err != nil {
 			return nil, err
 		}
-		n.members = append(n.members, jmember{key: key, keyOff: keyOff, val: v})
+		p.members = append(p.members, jmember{key: key, keyOff: keyOff, val: v})
 		p.ws()
 		if p.i < len(p.data) {
 			switch p.data[p.i] {
@@ -218,6 +252,7 @@ func (p *jparser) object() (*jnode, *jsonError) {
 				continue
 			case '}':
 				p.i++
+				n.members = append([]jmember(nil), p.members[base:]...)
 				return n, nil
 			}
 		}
@@ -230,19 +265,21 @@ func (p *jparser) array() (*jnode, *jsonError) {
 		return nil, err
 	}
 	defer func() { p.depth-- }()
-	n := &jnode{kind: jArray, off: p.i}
+	n := p.node(jnode{kind: jArray, off: p.i})
 	p.i++ // [
 	p.ws()
 	if p.i < len(p.data) && p.data[p.i] == ']' {
 		p.i++
 		return n, nil
 	}
+	base := len(p.elems)
+	defer func() { p.elems = p.elems[:base] }()
 	for {
 		v, err := p.value()
 		if err != nil {
 			return nil, err
 		}
-		n.elems = append(n.elems, v)
+		p.elems = append(p.elems, v)
 		p.ws()
 		if p.i < len(p.data) {
 			switch p.data[p.i] {
@@ -251,6 +288,7 @@ func (p *jparser) array() (*jnode, *jsonError) {
 				continue
 			case ']':
 				p.i++
+				n.elems = append([]*jnode(nil), p.elems[base:]...)
 				return n, nil
 			}
 		}
@@ -292,18 +330,24 @@ func (p *jparser) number() (*jnode, *jsonError) {
 			return nil, p.errHere("in a number's exponent (want a digit)")
 		}
 	}
-	return &jnode{kind: jNumber, off: start, str: string(p.data[start:p.i])}, nil
+	return p.node(jnode{kind: jNumber, off: start, str: string(p.data[start:p.i])}), nil
 }
 
-// string reads a string starting at its opening quote and returns its value.
-func (p *jparser) string() (string, *jsonError) {
+// string reads a string starting at its opening quote and returns its value;
+// key: it is an object key.
+func (p *jparser) string(key bool) (string, *jsonError) {
 	p.i++ // opening quote
 	start := p.i
 	// Fast path: no escapes.
 	for p.i < len(p.data) {
 		c := p.data[p.i]
 		if c == '"' {
-			s := string(p.data[start:p.i])
+			var s string
+			if key {
+				s = p.key(p.data[start:p.i])
+			} else {
+				s = string(p.data[start:p.i])
+			}
 			p.i++
 			return s, nil
 		}

@@ -138,8 +138,14 @@ func TestHoldAndAdopt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	release := r.Hold()
+	held := r.Hold()
+	if held.Owns(pid) {
+		t.Fatalf("pid %d is owned before it is adopted", pid)
+	}
 	ch := r.adoptLocked(pid)
+	if !held.Owns(pid) {
+		t.Fatalf("pid %d is not owned once adopted", pid)
+	}
 	done := make(chan int)
 	go func() { done <- r.Reap() }()
 	select {
@@ -147,7 +153,7 @@ func TestHoldAndAdopt(t *testing.T) {
 		t.Fatal("Reap ran while held")
 	case <-time.After(50 * time.Millisecond):
 	}
-	release()
+	held.Release()
 	<-done
 	// The child may not have exited yet on a loaded machine: reap until
 	// its exit arrives (a Run loop would do so on SIGCHLD).
@@ -157,6 +163,11 @@ func TestHoldAndAdopt(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	expectExit(t, ch, pid, 6)
+	held = r.Hold()
+	defer held.Release()
+	if held.Owns(pid) {
+		t.Errorf("pid %d is still owned once reaped", pid)
+	}
 }
 
 // adoptLocked is Adopt for a caller already holding the lock (the test's Hold).
@@ -164,4 +175,37 @@ func (r *Reaper) adoptLocked(pid int) <-chan Exit {
 	ch := make(chan Exit, 1)
 	r.owners[pid] = ch
 	return ch
+}
+
+// TestAdoptMany: children adopted together deliver their exits, each once,
+// on one channel that never makes the reaper wait.
+func TestAdoptMany(t *testing.T) {
+	r := New(nil)
+	defer r.Stop()
+	codes := map[int]int{}
+	var pids []int
+	for code := 1; code <= 3; code++ {
+		pid, err := syscall.ForkExec("/bin/sh", []string{"sh", "-c", "exit " + strconv.Itoa(code)}, &syscall.ProcAttr{Files: []uintptr{0, 1, 2}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		codes[pid] = code
+		pids = append(pids, pid)
+	}
+	ch := r.Adopt(pids...)
+	deadline := time.Now().Add(30 * time.Second)
+	for len(ch) < len(pids) && time.Now().Before(deadline) {
+		r.Reap()
+		time.Sleep(5 * time.Millisecond)
+	}
+	for range pids {
+		e := <-ch
+		if want, ok := codes[e.Pid]; !ok || e.Code() != want {
+			t.Errorf("exit %+v code %d: want one of %v", e, e.Code(), codes)
+		}
+		delete(codes, e.Pid)
+	}
+	if len(ch) != 0 || len(codes) != 0 {
+		t.Errorf("%d more exits, %d missing", len(ch), len(codes))
+	}
 }

@@ -66,7 +66,7 @@ func (b *bucket) Reserve(now time.Time) time.Duration {
 // handoff is the bucket's state for the image that replaces this one; nil
 // when the limit is off (a limit turned on by the new config then starts
 // full, as at boot) or when tokens is not finite (a window shorter than N
-// ns), which JSON cannot carry and would fail the whole re-exec.
+// ns), which means nothing to the new image (restore refuses it too).
 func (b *bucket) handoff(c monoClock) *HandoffBucket {
 	if b.limit.N <= 0 || math.IsNaN(b.tokens) || math.IsInf(b.tokens, 0) {
 		return nil
@@ -76,8 +76,8 @@ func (b *bucket) handoff(c monoClock) *HandoffBucket {
 
 // restore takes over the bucket of the image this one replaced, so a
 // re-exec neither refills it nor forgets the tokens taken from the future
-// by restarts still waiting. nil (an older vigil, or a limit that was off)
-// leaves it full.
+// by restarts still waiting. nil (a limit that was off, or an old image
+// that could not read its clock) leaves it full.
 func (b *bucket) restore(hb *HandoffBucket, c monoClock) {
 	if hb == nil || b.limit.N <= 0 || math.IsNaN(hb.Tokens) || math.IsInf(hb.Tokens, 0) {
 		return

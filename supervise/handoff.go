@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"syscall"
 	"time"
 
@@ -17,6 +18,9 @@ import (
 
 // Handoff is what a vigil passes to the image that replaces it (re-exec):
 // every service's runtime record and the descriptors of its output pipes.
+// Its encoding is in wire.go: a field added to it, or to the types it
+// holds, goes there too, at the end of its record (TestWireRoundTrip
+// fails until it does).
 type Handoff struct {
 	Generation int
 	Signals    []int       // received but not yet handled by the old image
@@ -24,11 +28,39 @@ type Handoff struct {
 	Services   []HandoffService
 	// Clock is CLOCK_MONOTONIC (ns) at the freeze: the new image falls back
 	// on it if it cannot read the clock. It, Bucket and each service's Due
-	// are absent in a handoff from an older vigil, which the new one reads
-	// as before (full bucket, backoff waited again), so the protocol
-	// version stays.
-	Clock  int64          `json:",omitempty"`
-	Bucket *HandoffBucket `json:",omitempty"`
+	// are zero when the old image could not read its clock: the new one
+	// starts with a full bucket and waits each backoff again.
+	Clock  int64
+	Bucket *HandoffBucket
+
+	// checked delivers, in the order of Services, whether each one's Pid
+	// is still the process handed over (see CheckProcesses).
+	checked <-chan []bool
+}
+
+// CheckProcesses starts checking, in the background, that each process of
+// the handoff is still the one handed over: vigil's child, with the start
+// time recorded at its spawn. Adoption waits for the answers. Started as
+// soon as the handoff is read, the thousand reads of /proc overlap the
+// loading of the config; without it adoption checks them itself. Nothing
+// reaps before adoption, so an answer holds until then.
+func (h *Handoff) CheckProcesses() {
+	ch := make(chan []bool, 1)
+	h.checked = ch
+	services := h.Services
+	go func() { ch <- checkProcesses(services) }()
+}
+
+func checkProcesses(services []HandoffService) []bool {
+	ok := make([]bool, len(services))
+	self := os.Getpid()
+	for i, hs := range services {
+		if hs.Pid != 0 {
+			ppid, st, err := procStat(hs.Pid)
+			ok[i] = err == nil && st == hs.StartTime && ppid == self
+		}
+	}
+	return ok
 }
 
 // HandoffBucket is the global respawn limit across a re-exec. Without it
@@ -65,16 +97,16 @@ type HandoffService struct {
 	// waiting a whole backoff again. Reserved: the restart already took its
 	// respawn token and waits for it to come due, so it must not take
 	// another.
-	Due      int64 `json:",omitempty"`
-	Reserved bool  `json:",omitempty"`
+	Due      int64
+	Reserved bool
 	// Stopping: vigil had sent the stop signal (vigil stop, restart,
 	// reload); KillAt is when SIGKILL is due (CLOCK_MONOTONIC ns, 0 if sent
 	// already); RestartAfterStop: a vigil restart waits for the stop.
 	// Without them the new image forgot the stop: a service deaf to its
 	// stop signal was never killed, and its exit was judged a failure.
-	Stopping         bool  `json:",omitempty"`
-	KillAt           int64 `json:",omitempty"`
-	RestartAfterStop bool  `json:",omitempty"`
+	Stopping         bool
+	KillAt           int64
+	RestartAfterStop bool
 }
 
 // monoClock pairs a reading of time.Now with one of CLOCK_MONOTONIC, to
@@ -116,7 +148,7 @@ type HandoffPipe struct {
 // thaw, which undoes it all if the exec fails.
 func (s *Supervisor) freeze() (h Handoff, keep []int, thaw func()) {
 	s.stopPumps()
-	release := s.o.Reaper.Hold()
+	held := s.o.Reaper.Hold()
 	h.Generation = s.o.Generation + 1
 	h.Panics = s.panics
 	clock, clockErr := readClock()
@@ -135,6 +167,9 @@ func (s *Supervisor) freeze() (h Handoff, keep []int, thaw func()) {
 		}
 		break
 	}
+	// Sized up front: growing a slice of a thousand of these copied
+	// megabytes during the pause.
+	h.Services = make([]HandoffService, 0, len(s.order))
 	for _, svc := range s.order {
 		hs := HandoffService{
 			Config: svc.Service, Main: svc.isMain, State: svc.state, Pid: svc.pid, Pgid: svc.pgid,
@@ -154,11 +189,11 @@ func (s *Supervisor) freeze() (h Handoff, keep []int, thaw func()) {
 		}
 		if svc.pid != 0 {
 			// Still there (running, or a zombie the held reaper keeps)?
-			if err := unix.Kill(svc.pid, 0); err == nil || errors.Is(err, unix.EPERM) {
+			if held.Owns(svc.pid) {
 				hs.StartTime = svc.startTime
 			} else {
-				// Gone from /proc: reaped before the hold, so its exit is
-				// already on its way to the loop; take it from there.
+				// Reaped before the hold, so its exit is already on its
+				// way to the loop; take it from there.
 				hs.Pid, hs.Exit = 0, awaitReaped(svc)
 			}
 		}
@@ -174,7 +209,7 @@ func (s *Supervisor) freeze() (h Handoff, keep []int, thaw func()) {
 		h.Services = append(h.Services, hs)
 	}
 	return h, keep, func() {
-		release()
+		held.Release()
 		for _, sig := range h.Signals {
 			s.onSignal(syscall.Signal(sig))
 		}
@@ -282,7 +317,15 @@ func (s *Supervisor) adopt(h Handoff) {
 		clock = monoClock{now: time.Now(), mono: h.Clock}
 	}
 	s.limiter.restore(h.Bucket, clock)
-	for _, hs := range h.Services {
+	s.order = slices.Grow(s.order, len(h.Services))
+	runs := make(map[int]adoptedRun, len(h.Services))
+	var same []bool
+	if h.checked != nil {
+		same = <-h.checked
+	} else {
+		same = checkProcesses(h.Services)
+	}
+	for i, hs := range h.Services {
 		svc := &service{Service: hs.Config, isMain: hs.Main}
 		if hs.Main {
 			if s.main == nil {
@@ -321,10 +364,10 @@ func (s *Supervisor) adopt(h Handoff) {
 			s.watchExit(svc, ch)
 		}
 		if hs.Pid != 0 {
-			if ppid, st, err := procStat(hs.Pid); err == nil && st == hs.StartTime && ppid == os.Getpid() {
-				svc.pid, svc.startTime = hs.Pid, st
+			if same[i] {
+				svc.pid, svc.startTime = hs.Pid, hs.StartTime
 				svc.run++
-				s.watchExit(svc, s.o.Reaper.Adopt(hs.Pid))
+				runs[hs.Pid] = adoptedRun{svc, svc.run}
 			} else {
 				s.log.Error("cannot adopt: not the process handed over", "service", svc.Name, "pid", hs.Pid)
 				svc.state = Starting
@@ -348,7 +391,54 @@ func (s *Supervisor) adopt(h Handoff) {
 			svc.killAt = clock.fromMono(hs.KillAt)
 		}
 	}
+	s.watchAdopted(runs)
 	s.link()
+}
+
+// adoptedRun is the run of an adopted service whose exit is awaited.
+type adoptedRun struct {
+	svc *service
+	run int
+}
+
+// watchAdopted registers the adopted children with the reaper and hands
+// their exits to the loop, as watchExit does for a single run, with one
+// goroutine for all of them. Each exit is stored in its service's reaped
+// as soon as it arrives, before the goroutine waits to post it: a freeze
+// that finds the leader reaped waits for exactly that (awaitReaped), and
+// must not wait behind another service's exit queued for a busy loop.
+func (s *Supervisor) watchAdopted(runs map[int]adoptedRun) {
+	if len(runs) == 0 {
+		return
+	}
+	pids := make([]int, 0, len(runs))
+	for pid, a := range runs {
+		a.svc.reaped.Store(nil)
+		pids = append(pids, pid)
+	}
+	exits := s.o.Reaper.Adopt(pids...)
+	go func() {
+		var queue []reaper.Exit
+		for left := len(runs); left > 0 || len(queue) > 0; {
+			var events chan<- func()
+			var next func()
+			if len(queue) > 0 {
+				e := queue[0]
+				a := runs[e.Pid]
+				events, next = s.events, func() { s.exited(a.svc, a.run, e) }
+			}
+			select {
+			case e := <-exits:
+				left--
+				runs[e.Pid].svc.reaped.Store(&e)
+				queue = append(queue, e)
+			case events <- next:
+				queue = queue[1:]
+			case <-s.quit:
+				return
+			}
+		}
+	}()
 }
 
 // resume puts adopted services that were between runs back on their way.

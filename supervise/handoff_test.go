@@ -1,7 +1,7 @@
 package supervise
 
 import (
-	"encoding/json"
+	"fmt"
 	"log/slog"
 	"math"
 	"syscall"
@@ -12,16 +12,16 @@ import (
 	"github.com/vigil-init/vigil/reaper"
 )
 
-// viaJSON sends a handoff through the encoding cmd/vigil writes to the memfd.
-func viaJSON(t *testing.T, h Handoff) Handoff {
+// viaWire sends a handoff through the encoding cmd/vigil writes to the memfd.
+func viaWire(t *testing.T, h Handoff) Handoff {
 	t.Helper()
-	b, err := json.Marshal(h)
+	b, err := h.AppendBinary(nil)
 	if err != nil {
-		t.Fatalf("marshal handoff: %v", err)
+		t.Fatalf("encode handoff: %v", err)
 	}
 	var out Handoff
-	if err := json.Unmarshal(b, &out); err != nil {
-		t.Fatalf("unmarshal handoff: %v", err)
+	if err := out.UnmarshalBinary(b); err != nil {
+		t.Fatalf("decode handoff: %v", err)
 	}
 	return out
 }
@@ -72,7 +72,7 @@ func TestBucketHandoff(t *testing.T) {
 			if tc.oldVigil {
 				h.Bucket = nil
 			}
-			h = viaJSON(t, h)
+			h = viaWire(t, h)
 			adopted := monoClock{now: time.Unix(50000, 0), mono: frozen.mono + int64(tc.exec)}
 			b := newBucket(tc.next, adopted.now)
 			b.restore(h.Bucket, adopted)
@@ -147,7 +147,7 @@ func TestHandoffCarriesPendingRestarts(t *testing.T) {
 	if h.Bucket == nil || h.Clock == 0 {
 		t.Fatalf("the handoff carries no bucket: %+v", h)
 	}
-	h = viaJSON(t, h)
+	h = viaWire(t, h)
 
 	s := testSupervisor(t, Options{Reaper: r, RespawnLimit: limit, Handoff: &h})
 	s.resume()
@@ -232,7 +232,7 @@ func TestResumeHonoursPendingRestart(t *testing.T) {
 				h.Bucket = &HandoffBucket{Tokens: debt, Last: c.mono}
 				h.Services[0].Due = c.toMono(c.now.Add(tc.dueIn))
 			}
-			h = viaJSON(t, h)
+			h = viaWire(t, h)
 			s := testSupervisor(t, Options{Reaper: r, RespawnLimit: limit, Handoff: &h})
 			svc := s.byName["svc"]
 			s.resume()
@@ -277,6 +277,74 @@ func TestResumeHonoursPendingRestart(t *testing.T) {
 				}
 			case got != tc.tokens:
 				t.Errorf("tokens %v, want %v", got, tc.tokens)
+			}
+		})
+	}
+}
+
+// TestAdoptWatchesExits adopts children handed over, one of them not the
+// process the handoff names: the others are watched, by one goroutine, and
+// each exit reaches the loop with its service's reaped set first.
+func TestAdoptWatchesExits(t *testing.T) {
+	for _, early := range []bool{false, true} {
+		t.Run(fmt.Sprintf("checked early %v", early), func(t *testing.T) {
+			r := reaper.New(nil)
+			defer r.Stop()
+			done := make(chan struct{})
+			reaped := make(chan struct{})
+			go func() {
+				defer close(reaped)
+				r.Run(done)
+			}()
+			defer func() {
+				close(done)
+				<-reaped
+			}()
+			h := Handoff{Generation: 1}
+			for _, name := range []string{"a", "b", "stranger"} {
+				// Spawned behind the reaper's back, as by an earlier image.
+				pid, err := syscall.ForkExec("/bin/sleep", []string{"sleep", "1000"},
+					&syscall.ProcAttr{Files: []uintptr{0, 1, 2}, Sys: &syscall.SysProcAttr{Setsid: true}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer syscall.Kill(pid, syscall.SIGKILL)
+				st, err := startTime(pid)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if name == "stranger" {
+					st++ // the PID went to another process
+				}
+				h.Services = append(h.Services, HandoffService{Config: crashLooper(name), State: Ready, Pid: pid, Pgid: pid,
+					StartTime: st, Want: true, Notify: -1})
+			}
+			if early {
+				h.CheckProcesses()
+			}
+			s := testSupervisor(t, Options{Reaper: r, Handoff: &h})
+			if st := s.byName["stranger"]; st.pid != 0 || st.state != Backoff {
+				t.Errorf("stranger: pid %d, state %s; want not adopted, in backoff", st.pid, st.state)
+			}
+			for _, name := range []string{"a", "b"} {
+				if svc := s.byName[name]; svc.pid == 0 {
+					t.Fatalf("%s not adopted", name)
+				}
+				syscall.Kill(s.byName[name].pid, syscall.SIGKILL)
+			}
+			for range 2 {
+				select {
+				case f := <-s.events:
+					f()
+				case <-time.After(30 * time.Second):
+					t.Fatal("an adopted child's exit did not reach the loop")
+				}
+			}
+			for _, name := range []string{"a", "b"} {
+				svc := s.byName[name]
+				if svc.pid != 0 || svc.lastExit == nil || *svc.lastExit != 137 || svc.reaped.Load() == nil {
+					t.Errorf("%s after its exit: pid %d, last exit %v, reaped %v", name, svc.pid, svc.lastExit, svc.reaped.Load())
+				}
 			}
 		})
 	}

@@ -62,25 +62,78 @@ func parentOf(pid int) (int, bool) {
 
 // procStat reads a process's parent PID and start time (fields 4 and 22 of
 // /proc/PID/stat; the start time, in clock ticks since boot, tells it apart
-// from a later process with the same PID). The command name in field 2 may
-// hold spaces and parentheses, so fields are counted after the last ')'.
+// from a later process with the same PID).
+//
+// Three system calls, into a buffer on the stack: a re-exec checks every
+// adopted service this way before vigil supervises again, and os.ReadFile
+// (ten calls with its four fcntl, epoll_ctl, fstat and second read, and a
+// buffer on the heap) made that check the longest part of the pause with a
+// thousand services.
 func procStat(pid int) (ppid int, start uint64, err error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, 0, err
+	var path [32]byte
+	p := strconv.AppendInt(append(path[:0], "/proc/"...), int64(pid), 10)
+	p = append(p, "/stat"...)
+	var fd int
+	for {
+		fd, err = unix.Open(string(p), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
 	}
+	if err != nil {
+		return 0, 0, &os.PathError{Op: "open", Path: string(p), Err: err}
+	}
+	defer unix.Close(fd)
+	// Fields 1 to 22 fit in far less: the command name is at most 64
+	// bytes, each number at most 20 digits.
+	var buf [1024]byte
+	var n int
+	for {
+		n, err = unix.Read(fd, buf[:])
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		return 0, 0, &os.PathError{Op: "read", Path: string(p), Err: err}
+	}
+	return parseStat(buf[:n])
+}
+
+// parseStat takes the parent PID and start time out of the text of
+// /proc/PID/stat. The command name in field 2 may hold spaces and
+// parentheses, so fields are counted after the last ')'.
+func parseStat(b []byte) (ppid int, start uint64, err error) {
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
 		return 0, 0, errMalformedStat
 	}
-	f := bytes.Fields(b[i+1:])
-	if len(f) < 20 {
+	b = b[i+1:]
+	// Field 3 (the state) is the first after the name. A field counts only
+	// with a separator after it: one cut off by the end of the buffer is
+	// not whole.
+	var f4, f22 []byte
+	for k := 3; k <= 22; k++ {
+		if len(b) == 0 || b[0] != ' ' {
+			return 0, 0, errMalformedStat
+		}
+		b = bytes.TrimLeft(b, " ")
+		j := bytes.IndexAny(b, " \n")
+		if j <= 0 {
+			return 0, 0, errMalformedStat
+		}
+		switch k {
+		case 4:
+			f4 = b[:j]
+		case 22:
+			f22 = b[:j]
+		}
+		b = b[j:]
+	}
+	if ppid, err = strconv.Atoi(string(f4)); err != nil {
 		return 0, 0, errMalformedStat
 	}
-	if ppid, err = strconv.Atoi(string(f[1])); err != nil {
-		return 0, 0, errMalformedStat
-	}
-	if start, err = strconv.ParseUint(string(f[19]), 10, 64); err != nil {
+	if start, err = strconv.ParseUint(string(f22), 10, 64); err != nil {
 		return 0, 0, errMalformedStat
 	}
 	return ppid, start, nil

@@ -84,3 +84,36 @@ func TestDescendantsFindsGrandchildren(t *testing.T) {
 		t.Errorf("parentOf(self) = %d, %v; want %d", ppid, ok, os.Getppid())
 	}
 }
+
+func TestParseStat(t *testing.T) {
+	const rest = " S 1 7 7 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 123456 2441216 223 18446744073709551615 1 1 0 0 0 0 0 4096 0 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n"
+	tests := []struct {
+		name, text string
+		ppid       int
+		start      uint64
+		ok         bool
+	}{
+		{"plain", "42 (sleep)" + rest, 1, 123456, true},
+		{"a name with spaces and parentheses", "42 (a) b (c)" + rest, 1, 123456, true},
+		{"cut before the start time", "42 (sleep) S 1 7 7 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 1234", 0, 0, false},
+		{"cut right after the start time", "42 (sleep) S 1 7 7 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 123456\n", 1, 123456, true},
+		{"no name", "42 sleep" + rest, 0, 0, false},
+		{"not a number", "42 (sleep) S x 7 7 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 123456 0\n", 0, 0, false},
+	}
+	for _, tc := range tests {
+		ppid, start, err := parseStat([]byte(tc.text))
+		if (err == nil) != tc.ok || ppid != tc.ppid || start != tc.start {
+			t.Errorf("%s: parseStat = %d, %d, %v; want %d, %d, ok %v", tc.name, ppid, start, err, tc.ppid, tc.start, tc.ok)
+		}
+	}
+}
+
+func TestProcStatSelf(t *testing.T) {
+	ppid, start, err := procStat(os.Getpid())
+	if err != nil || ppid != os.Getppid() || start == 0 {
+		t.Fatalf("procStat(self) = %d, %d, %v; want ppid %d and a start time", ppid, start, err, os.Getppid())
+	}
+	if _, _, err := procStat(1 << 30); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("procStat of no process: %v, want not exist", err)
+	}
+}

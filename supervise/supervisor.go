@@ -149,10 +149,14 @@ func New(o Options) (*Supervisor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s for services' stdin: %w", os.DevNull, err)
 	}
+	n := len(o.Services)
+	if o.Handoff != nil {
+		n = max(n, len(o.Handoff.Services))
+	}
 	s := &Supervisor{
 		o:        o,
 		log:      o.Log,
-		byName:   make(map[string]*service),
+		byName:   make(map[string]*service, n),
 		events:   make(chan func(), 64),
 		orphaned: make(chan struct{}, 1),
 		limiter:  newBucket(o.RespawnLimit, time.Now()),

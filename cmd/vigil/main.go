@@ -24,7 +24,8 @@ var version = "dev"
 
 // handoffVersion is the re-exec handoff protocol this binary reads; printed by
 // `vigil version --handoff` so an old vigil can check a new binary first.
-const handoffVersion = 1
+// Version 1 was JSON; 2 is the binary encoding of supervise/wire.go.
+const handoffVersion = 2
 
 // Exit statuses of vigil's own failures (sysexits.h where one fits).
 const (
@@ -79,6 +80,16 @@ func run(args []string) int {
 	// A vigil that replaced itself in place (re-exec) finds its services
 	// here; they must be adopted before the reaper's first pass.
 	handoff, herr := readHandoff()
+	resumeGC := func() {}
+	if handoff != nil {
+		handoff.CheckProcesses()
+		// The new image allocates a few megabytes before it supervises
+		// again (the config, a record per service): collecting them would
+		// only lengthen the pause. Adoption turns the collector back on;
+		// until then the memory limit (tune) still bounds the heap.
+		gc := debug.SetGCPercent(-1)
+		resumeGC = func() { debug.SetGCPercent(gc) }
+	}
 
 	inv, err := parseArgs(args)
 	if err != nil {
@@ -148,7 +159,7 @@ func run(args []string) int {
 	done := make(chan struct{})
 	defer close(done)
 	if st.supervisor {
-		return runSupervisor(log, rp, sigs, inv, st, stderr, handoff, &onOrphan, done)
+		return runSupervisor(log, rp, sigs, inv, st, stderr, handoff, resumeGC, &onOrphan, done)
 	}
 	go rp.Run(done)
 	w := &wrapper{

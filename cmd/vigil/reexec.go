@@ -1,7 +1,7 @@
 package main
 
 import (
-	"encoding/json"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -21,12 +21,10 @@ import (
 // vigil's own variables, so services never see it (CleanEnv).
 const handoffEnv = "VIGIL_HANDOFF_FD"
 
-// handoffDoc is the handoff as written to the memfd.
-type handoffDoc struct {
-	Version int
-	Binding supervise.Binding
-	Handoff supervise.Handoff
-}
+// The memfd holds the handoff version (uvarint), the length of the
+// Binding's encoding (uvarint), that encoding, then the Handoff's: the
+// reader refuses another version before it reads anything else, and a
+// handoff bound to another process before it decodes the services.
 
 // reexecer replaces this vigil by the binary on disk (SPEC section 6).
 type reexecer struct {
@@ -97,9 +95,9 @@ func (x *reexecer) Exec(h supervise.Handoff, keep []int) error {
 	if err != nil {
 		return err
 	}
-	doc, err := json.Marshal(handoffDoc{Version: handoffVersion, Binding: bind, Handoff: h})
+	doc, err := encodeHandoff(bind, &h)
 	if err != nil {
-		return err
+		return fmt.Errorf("encode handoff: %w", err)
 	}
 	// No MFD_CLOEXEC: the new image inherits it. Nothing forks meanwhile:
 	// every fork goes through the reaper, which is held.
@@ -108,8 +106,15 @@ func (x *reexecer) Exec(h supervise.Handoff, keep []int) error {
 		return fmt.Errorf("memfd: %w", err)
 	}
 	defer unix.Close(fd)
-	if _, err := unix.Write(fd, doc); err != nil {
-		return fmt.Errorf("write handoff: %w", err)
+	for rest := doc; len(rest) > 0; {
+		n, err := unix.Write(fd, rest)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("write handoff: %w", err)
+		}
+		rest = rest[n:]
 	}
 	env := []string{handoffEnv + "=" + strconv.Itoa(fd)}
 	if x.control != nil {
@@ -158,22 +163,64 @@ func readHandoff() (*supervise.Handoff, error) {
 	}
 	f := os.NewFile(uintptr(fd), "handoff")
 	defer f.Close()
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
+	fi, err := f.Stat()
+	if err != nil {
 		return nil, fmt.Errorf("handoff: %w", err)
 	}
-	var doc handoffDoc
-	if err := json.NewDecoder(f).Decode(&doc); err != nil {
+	data := make([]byte, fi.Size())
+	if _, err := f.ReadAt(data, 0); err != nil {
 		return nil, fmt.Errorf("handoff: %w", err)
 	}
-	if doc.Version != handoffVersion {
-		return nil, fmt.Errorf("handoff version %d, this vigil reads %d", doc.Version, handoffVersion)
+	return decodeHandoff(data)
+}
+
+// encodeHandoff lays out the memfd's contents (see above).
+func encodeHandoff(bind supervise.Binding, h *supervise.Handoff) ([]byte, error) {
+	b, err := bind.AppendBinary(nil)
+	if err != nil {
+		return nil, err
+	}
+	// A service takes some 100 bytes: one allocation, rather than doubling
+	// through the sizes in the pause.
+	doc := make([]byte, 0, 2*binary.MaxVarintLen64+len(b)+128*(len(h.Services)+1))
+	doc = binary.AppendUvarint(doc, handoffVersion)
+	doc = binary.AppendUvarint(doc, uint64(len(b)))
+	doc = append(doc, b...)
+	return h.AppendBinary(doc)
+}
+
+// decodeHandoff reads what encodeHandoff wrote, refusing a handoff of
+// another version or bound to another process.
+func decodeHandoff(data []byte) (*supervise.Handoff, error) {
+	v, n := binary.Uvarint(data)
+	if len(data) > 0 && data[0] == '{' {
+		v, n = 1, 1 // version 1 was JSON
+	}
+	if n <= 0 {
+		return nil, errors.New("handoff: no version")
+	}
+	if v != handoffVersion {
+		return nil, fmt.Errorf("handoff version %d, this vigil reads %d", v, handoffVersion)
+	}
+	data = data[n:]
+	size, n := binary.Uvarint(data)
+	if n <= 0 || size > uint64(len(data)-n) {
+		return nil, errors.New("handoff: malformed binding")
+	}
+	var bound supervise.Binding
+	if err := bound.UnmarshalBinary(data[n : n+int(size)]); err != nil {
+		return nil, fmt.Errorf("decode binding: %w", err)
 	}
 	bind, err := supervise.Bind()
 	if err != nil {
 		return nil, err
 	}
-	if doc.Binding != bind {
+	if bound != bind {
 		return nil, errors.New("handoff was written by another process")
 	}
-	return &doc.Handoff, nil
+	var h supervise.Handoff
+	if err := h.UnmarshalBinary(data[n+int(size):]); err != nil {
+		return nil, fmt.Errorf("decode: %w", err)
+	}
+	return &h, nil
 }

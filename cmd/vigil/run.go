@@ -17,8 +17,9 @@ import (
 )
 
 // runSupervisor is supervisor mode: every service of the config, plus the
-// main process when `-- CMD` is given.
-func runSupervisor(log *slog.Logger, rp *reaper.Reaper, sigs <-chan os.Signal, inv invocation, st setup, stderr *supervise.Output, handoff *supervise.Handoff, onOrphan *func(), done chan struct{}) int {
+// main process when `-- CMD` is given. resumeGC is called once the
+// services of a handoff are adopted.
+func runSupervisor(log *slog.Logger, rp *reaper.Reaper, sigs <-chan os.Signal, inv invocation, st setup, stderr *supervise.Output, handoff *supervise.Handoff, resumeGC func(), onOrphan *func(), done chan struct{}) int {
 	s := st.settings
 	var term = -1
 	if len(inv.command) > 0 {
@@ -46,6 +47,7 @@ func runSupervisor(log *slog.Logger, rp *reaper.Reaper, sigs <-chan os.Signal, i
 		ReexecInterval:  s.ReexecInterval,
 		State:           store,
 	})
+	resumeGC()
 	if err != nil {
 		log.Error("cannot supervise", "err", err)
 		return 70
