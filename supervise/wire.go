@@ -297,6 +297,11 @@ func (h *Handoff) UnmarshalBinary(data []byte) error {
 			r.record(func() {
 				h.Bucket.Tokens = r.float()
 				h.Bucket.Last = r.int()
+				// The writer never hands over a bucket that is not a real
+				// number (bucket.handoff); one that is can only be damage.
+				if math.IsNaN(h.Bucket.Tokens) || math.IsInf(h.Bucket.Tokens, 0) {
+					r.fail("respawn bucket tokens not finite")
+				}
 			})
 		}
 		if n, ok := r.count(); ok {
