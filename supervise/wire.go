@@ -152,6 +152,13 @@ func (r *wireReader) float() float64 {
 	}
 	v := math.Float64frombits(binary.LittleEndian.Uint64(r.b))
 	r.b = r.b[8:]
+	// Every float handed over (backoff factor and jitter of a valid
+	// config, the respawn bucket's tokens: bucket.handoff leaves out one
+	// that is not a real number) is finite: anything else is damage.
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		r.fail("float not finite")
+		return 0
+	}
 	return v
 }
 
@@ -297,11 +304,6 @@ func (h *Handoff) UnmarshalBinary(data []byte) error {
 			r.record(func() {
 				h.Bucket.Tokens = r.float()
 				h.Bucket.Last = r.int()
-				// The writer never hands over a bucket that is not a real
-				// number (bucket.handoff); one that is can only be damage.
-				if math.IsNaN(h.Bucket.Tokens) || math.IsInf(h.Bucket.Tokens, 0) {
-					r.fail("respawn bucket tokens not finite")
-				}
 			})
 		}
 		if n, ok := r.count(); ok {
