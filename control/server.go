@@ -220,13 +220,7 @@ func listenAt(path string) (*Server, error) {
 		os.Remove(path)
 		return nil, fmt.Errorf("%s: not a Unix listener", path)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{
-		ln: ln, path: path, dev: uint64(st.Dev), ino: st.Ino, uid: uint32(os.Geteuid()),
-		ctx: ctx, cancel: cancel,
-		conns: make(map[*net.UnixConn]struct{}),
-		sem:   make(chan struct{}, maxConns),
-	}, nil
+	return newServer(ln, path, uint64(st.Dev), st.Ino), nil
 }
 
 // removeStale removes a socket file nothing answers on. A live socket is
@@ -552,13 +546,18 @@ func Inherit(fd int, path string) (*Server, error) {
 	}
 	// The file stays: it belongs to the listener, whoever holds it.
 	ln.SetUnlinkOnClose(false)
+	return newServer(ln, path, uint64(st.Dev), st.Ino), nil
+}
+
+// newServer serves ln, listening at path, whose file is dev and ino.
+func newServer(ln *net.UnixListener, path string, dev, ino uint64) *Server {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{
-		ln: ln, path: path, dev: uint64(st.Dev), ino: st.Ino, uid: uint32(os.Geteuid()),
+		ln: ln, path: path, dev: dev, ino: ino, uid: uint32(os.Geteuid()),
 		ctx: ctx, cancel: cancel,
 		conns: make(map[*net.UnixConn]struct{}),
 		sem:   make(chan struct{}, maxConns),
-	}, nil
+	}
 }
 
 // Pause stops accepting connections (Serve returns) but keeps the socket

@@ -377,29 +377,39 @@ const recorders = `{"services": [
 	{"name": "r3", "command": "exec $T record $D/rec", "env": {"TAG": "r3"}}
 ]}`
 
-func TestChaosSignalStorm(t *testing.T) {
-	n := pick(2000, 50000)
-	tags := []string{"r1", "r2", "r3"}
-	dir := t.TempDir()
-	sock := filepath.Join(dir, "sock")
-	v := start(t, modes[0], opts{env: []string{"VIGIL_SOCKET=" + sock}}, "-c", config(t, dir, recorders))
-	for _, tag := range tags {
+var recorderTags = []string{"r1", "r2", "r3"}
+
+// startRecorders starts vigil (PID 1) with the three recorders and waits
+// until each records and the socket answers; it returns their PIDs by tag.
+func startRecorders(t *testing.T) (v *vigil, dir, sock string, pids map[string]int) {
+	t.Helper()
+	dir = t.TempDir()
+	sock = filepath.Join(dir, "sock")
+	v = start(t, modes[0], opts{env: []string{"VIGIL_SOCKET=" + sock}}, "-c", config(t, dir, recorders))
+	for _, tag := range recorderTags {
 		waitFor(t, 15*time.Second, tag+" ready", func() bool { return len(tagged(filepath.Join(dir, "rec"), tag)) > 0 })
 	}
 	waitFor(t, 15*time.Second, "socket", func() bool { return ctlOK(t, sock, "status") })
-	before := map[string]int{}
-	for _, tag := range tags {
-		_, before[tag], _ = svc(t, sock, tag)
+	pids = map[string]int{}
+	for _, tag := range recorderTags {
+		_, pids[tag], _ = svc(t, sock, tag)
 	}
+	return v, dir, sock, pids
+}
+
+func TestChaosSignalStorm(t *testing.T) {
+	n := pick(2000, 50000)
+
+	v, dir, sock, before := startRecorders(t)
 	idle, _ := readProc(v.pid())
 
 	began := time.Now()
 	refused := burst(v.pid(), n)
 	sent := time.Since(began)
 	// Wait until the services stop recording: vigil has forwarded all.
-	last, stable := recordLines(dir, tags), 0
+	last, stable := recordLines(dir, recorderTags), 0
 	waitFor(t, 60*time.Second, "forwarding to settle", func() bool {
-		now := recordLines(dir, tags)
+		now := recordLines(dir, recorderTags)
 		if fmt.Sprint(now) == fmt.Sprint(last) {
 			stable++
 		} else {
@@ -415,13 +425,13 @@ func TestChaosSignalStorm(t *testing.T) {
 	if !alive(v.pid()) {
 		t.Fatal("vigil is gone")
 	}
-	for _, tag := range tags {
+	for _, tag := range recorderTags {
 		if _, pid, _ := svc(t, sock, tag); pid != before[tag] {
 			t.Errorf("%s restarted in the storm: pid %d -> %d", tag, before[tag], pid)
 		}
 	}
-	got := recordLines(dir, tags)
-	for i, tag := range tags {
+	got := recordLines(dir, recorderTags)
+	for i, tag := range recorderTags {
 		if got[i] < 2 {
 			t.Errorf("%s got no forwarded signal", tag)
 		}
@@ -433,7 +443,7 @@ func TestChaosSignalStorm(t *testing.T) {
 	if code := v.wait(30 * time.Second); code != 0 {
 		t.Errorf("exit %d after the final TERM, want 0", code)
 	}
-	for _, tag := range tags {
+	for _, tag := range recorderTags {
 		if tl := tagged(filepath.Join(dir, "rec"), tag); len(tl) == 0 || tl[len(tl)-1] != "SIGTERM" {
 			t.Errorf("%s did not end on SIGTERM", tag)
 		}
@@ -467,18 +477,8 @@ var execSafeSignals = func() []syscall.Signal {
 // afterwards still shuts everything down cleanly.
 func TestChaosSignalStormDuringReexec(t *testing.T) {
 	execs := pick(3, 20)
-	tags := []string{"r1", "r2", "r3"}
-	dir := t.TempDir()
-	sock := filepath.Join(dir, "sock")
-	v := start(t, modes[0], opts{env: []string{"VIGIL_SOCKET=" + sock}}, "-c", config(t, dir, recorders))
-	for _, tag := range tags {
-		waitFor(t, 15*time.Second, tag+" ready", func() bool { return len(tagged(filepath.Join(dir, "rec"), tag)) > 0 })
-	}
-	waitFor(t, 15*time.Second, "socket", func() bool { return ctlOK(t, sock, "status") })
-	before := map[string]int{}
-	for _, tag := range tags {
-		_, before[tag], _ = svc(t, sock, tag)
-	}
+
+	v, _, sock, before := startRecorders(t)
 	vpid := v.pid()
 	var stop atomic.Bool
 	var sent atomic.Int64
@@ -522,7 +522,7 @@ func TestChaosSignalStormDuringReexec(t *testing.T) {
 	if g := generation(v); g != execs {
 		t.Fatalf("%d re-execs adopted, want %d", g, execs)
 	}
-	for _, tag := range tags {
+	for _, tag := range recorderTags {
 		if _, pid, _ := svc(t, sock, tag); pid != before[tag] {
 			t.Errorf("%s: pid %d before the re-execs, %d after", tag, before[tag], pid)
 		}

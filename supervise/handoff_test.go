@@ -174,22 +174,28 @@ func TestHandoffCarriesPendingRestarts(t *testing.T) {
 	}
 }
 
-// TestResumeHonoursPendingRestart adopts handoffs with a restart pending:
-// one that took its token spawns at its time without taking another; one
-// whose backoff ends takes a token; neither starts before its time.
-func TestResumeHonoursPendingRestart(t *testing.T) {
+// runReaper starts a reaper running until the test ends.
+func runReaper(t *testing.T) *reaper.Reaper {
 	r := reaper.New(nil)
-	defer r.Stop()
 	done := make(chan struct{})
 	reaped := make(chan struct{})
 	go func() {
 		defer close(reaped)
 		r.Run(done)
 	}()
-	defer func() {
+	t.Cleanup(func() {
 		close(done)
 		<-reaped
-	}()
+		r.Stop()
+	})
+	return r
+}
+
+// TestResumeHonoursPendingRestart adopts handoffs with a restart pending:
+// one that took its token spawns at its time without taking another; one
+// whose backoff ends takes a token; neither starts before its time.
+func TestResumeHonoursPendingRestart(t *testing.T) {
+	r := runReaper(t)
 	limit := config.RespawnLimit{N: 5, Window: 5 * time.Hour} // a token an hour
 	const debt = -2                                           // two restarts wait for a token
 	tests := []struct {
@@ -288,18 +294,7 @@ func TestResumeHonoursPendingRestart(t *testing.T) {
 func TestAdoptWatchesExits(t *testing.T) {
 	for _, early := range []bool{false, true} {
 		t.Run(fmt.Sprintf("checked early %v", early), func(t *testing.T) {
-			r := reaper.New(nil)
-			defer r.Stop()
-			done := make(chan struct{})
-			reaped := make(chan struct{})
-			go func() {
-				defer close(reaped)
-				r.Run(done)
-			}()
-			defer func() {
-				close(done)
-				<-reaped
-			}()
+			r := runReaper(t)
 			h := Handoff{Generation: 1}
 			for _, name := range []string{"a", "b", "stranger"} {
 				// Spawned behind the reaper's back, as by an earlier image.

@@ -103,9 +103,6 @@ func run(args []string) int {
 	case inv.version:
 		fmt.Println("vigil", version)
 		return 0
-	case inv.verb != "":
-		early.Release()
-		return runVerb(inv.verb, inv.verbArgs)
 	}
 
 	st, errs := load(os.Environ(), inv.flags)

@@ -159,17 +159,26 @@ func trickle(rate int, tag string) {
 // sleepers starts n /bin/sleep processes in our process group (no setpgid)
 // and lists their PIDs in file, one a line, then "end".
 func sleepers(n int, file string) {
-	attr := &syscall.ProcAttr{Files: []uintptr{0, 1, 2}}
 	var b strings.Builder
-	for i := 0; i < n; i++ {
-		pid, err := syscall.ForkExec("/bin/sleep", []string{"sleep", "1000"}, attr)
-		if err != nil {
-			fail(err.Error())
-		}
+	for _, pid := range forkSleepers(n) {
 		fmt.Fprintf(&b, "%d\n", pid)
 	}
 	b.WriteString("end\n")
 	writeFile(file, b.String())
+}
+
+// forkSleepers starts n `sleep 1000` in our process group.
+func forkSleepers(n int) []int {
+	attr := &syscall.ProcAttr{Files: []uintptr{0, 1, 2}}
+	pids := make([]int, n)
+	for i := range pids {
+		pid, err := syscall.ForkExec("/bin/sleep", []string{"sleep", "1000"}, attr)
+		if err != nil {
+			fail(err.Error())
+		}
+		pids[i] = pid
+	}
+	return pids
 }
 
 // ignoreAll sets every catchable signal to SIG_IGN (inherited across fork
@@ -185,16 +194,11 @@ func ignoreAll(n int, file string) {
 		}
 		signal.Ignore(syscall.Signal(s))
 	}
-	attr := &syscall.ProcAttr{Files: []uintptr{0, 1, 2}}
 	var b strings.Builder
-	for i := 0; i < n; i++ {
-		pid, err := syscall.ForkExec("/bin/sleep", []string{"sleep", "1000"}, attr)
-		if err != nil {
-			fail(err.Error())
-		}
+	for _, pid := range forkSleepers(n) {
 		fmt.Fprintf(&b, "child %d\n", pid)
 	}
-	b.WriteString(fmt.Sprintf("ready pid=%d\n", os.Getpid()))
+	fmt.Fprintf(&b, "ready pid=%d\n", os.Getpid())
 	writeFile(file, b.String())
 	pause()
 }

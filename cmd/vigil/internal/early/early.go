@@ -17,7 +17,6 @@ package early
 
 import (
 	"os"
-	"os/signal"
 
 	"github.com/vigil-init/vigil/signals"
 )
@@ -40,13 +39,4 @@ func catch() chan os.Signal {
 		return nil
 	}
 	return signals.Catch()
-}
-
-// Release gives every caught signal back its default behaviour, for a vigil
-// that turns out to be no init after all (`vigil -v status`): Ctrl-C must
-// end it.
-func Release() {
-	if Signals != nil {
-		signal.Reset(signals.Caught()...)
-	}
 }
