@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/vigil-init/vigil/config"
+	"github.com/vigil-init/vigil/reexec"
 )
 
 // restartDelay is the wait before restart number n (1-based) after
@@ -67,27 +68,27 @@ func (b *bucket) Reserve(now time.Time) time.Duration {
 // when the limit is off (a limit turned on by the new config then starts
 // full, as at boot) or when tokens is not finite (a window shorter than N
 // ns), which means nothing to the new image (restore refuses it too).
-func (b *bucket) handoff(c monoClock) *HandoffBucket {
+func (b *bucket) handoff(c reexec.Clock) *reexec.HandoffBucket {
 	if b.limit.N <= 0 || math.IsNaN(b.tokens) || math.IsInf(b.tokens, 0) {
 		return nil
 	}
-	return &HandoffBucket{Tokens: b.tokens, Last: c.toMono(b.last)}
+	return &reexec.HandoffBucket{Tokens: b.tokens, Last: c.ToMono(b.last)}
 }
 
 // restore takes over the bucket of the image this one replaced, so a
 // re-exec neither refills it nor forgets the tokens taken from the future
 // by restarts still waiting. nil (a limit that was off, or an old image
 // that could not read its clock) leaves it full.
-func (b *bucket) restore(hb *HandoffBucket, c monoClock) {
+func (b *bucket) restore(hb *reexec.HandoffBucket, c reexec.Clock) {
 	if hb == nil || b.limit.N <= 0 || math.IsNaN(hb.Tokens) || math.IsInf(hb.Tokens, 0) {
 		return
 	}
 	// The new config may have lowered N; the debt of waiting restarts is
 	// kept whatever it is, as their tokens are already spoken for.
 	b.tokens = min(hb.Tokens, float64(b.limit.N))
-	b.last = c.fromMono(hb.Last)
+	b.last = c.FromMono(hb.Last)
 	// A refill time ahead of now would take tokens away at the next refill.
-	if b.last.After(c.now) {
-		b.last = c.now
+	if b.last.After(c.Now) {
+		b.last = c.Now
 	}
 }

@@ -10,16 +10,17 @@ import (
 
 	"github.com/vigil-init/vigil/config"
 	"github.com/vigil-init/vigil/reaper"
+	"github.com/vigil-init/vigil/reexec"
 )
 
 // viaWire sends a handoff through the encoding cmd/vigil writes to the memfd.
-func viaWire(t *testing.T, h Handoff) Handoff {
+func viaWire(t *testing.T, h reexec.Handoff) reexec.Handoff {
 	t.Helper()
 	b, err := h.AppendBinary(nil)
 	if err != nil {
 		t.Fatalf("encode handoff: %v", err)
 	}
-	var out Handoff
+	var out reexec.Handoff
 	if err := out.UnmarshalBinary(b); err != nil {
 		t.Fatalf("decode handoff: %v", err)
 	}
@@ -62,10 +63,10 @@ func TestBucketHandoff(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			// The two images see different instants and Go monotonic
 			// readings; only CLOCK_MONOTONIC links them.
-			frozen := monoClock{now: time.Unix(1000, 0), mono: 7e9}
-			old := newBucket(tc.old, frozen.now)
-			old.tokens, old.last = tc.tokens, frozen.now.Add(-tc.lastAgo)
-			h := Handoff{Clock: frozen.mono, Bucket: old.handoff(frozen)}
+			frozen := reexec.Clock{Now: time.Unix(1000, 0), Mono: 7e9}
+			old := newBucket(tc.old, frozen.Now)
+			old.tokens, old.last = tc.tokens, frozen.Now.Add(-tc.lastAgo)
+			h := reexec.Handoff{Clock: frozen.Mono, Bucket: old.handoff(frozen)}
 			if (h.Bucket == nil) != tc.wantNil {
 				t.Fatalf("handoff = %+v, want nil: %v", h.Bucket, tc.wantNil)
 			}
@@ -73,11 +74,11 @@ func TestBucketHandoff(t *testing.T) {
 				h.Bucket = nil
 			}
 			h = viaWire(t, h)
-			adopted := monoClock{now: time.Unix(50000, 0), mono: frozen.mono + int64(tc.exec)}
-			b := newBucket(tc.next, adopted.now)
+			adopted := reexec.Clock{Now: time.Unix(50000, 0), Mono: frozen.Mono + int64(tc.exec)}
+			b := newBucket(tc.next, adopted.Now)
 			b.restore(h.Bucket, adopted)
 			for i, want := range tc.wantWaiting {
-				if got := b.Reserve(adopted.now); got != want {
+				if got := b.Reserve(adopted.Now); got != want {
 					t.Errorf("restart %d after the re-exec waits %s, want %s", i+1, got, want)
 				}
 			}
@@ -226,17 +227,17 @@ func TestResumeHonoursPendingRestart(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := readClock()
+			c, err := reexec.ReadClock()
 			if err != nil {
 				t.Fatal(err)
 			}
-			hs := HandoffService{Config: crashLooper("svc"), State: tc.state, Want: true, Retries: 1, Restarts: 3, Notify: -1,
+			hs := reexec.HandoffService{Config: crashLooper("svc"), State: string(tc.state), Want: true, Retries: 1, Restarts: 3, Notify: -1,
 				Reserved: tc.reserved}
-			h := Handoff{Generation: 1, Services: []HandoffService{hs}}
+			h := reexec.Handoff{Generation: 1, Services: []reexec.HandoffService{hs}}
 			if !tc.noBucket {
-				h.Clock = c.mono
-				h.Bucket = &HandoffBucket{Tokens: debt, Last: c.mono}
-				h.Services[0].Due = c.toMono(c.now.Add(tc.dueIn))
+				h.Clock = c.Mono
+				h.Bucket = &reexec.HandoffBucket{Tokens: debt, Last: c.Mono}
+				h.Services[0].Due = c.ToMono(c.Now.Add(tc.dueIn))
 			}
 			h = viaWire(t, h)
 			s := testSupervisor(t, Options{Reaper: r, RespawnLimit: limit, Handoff: &h})
@@ -295,7 +296,7 @@ func TestAdoptWatchesExits(t *testing.T) {
 	for _, early := range []bool{false, true} {
 		t.Run(fmt.Sprintf("checked early %v", early), func(t *testing.T) {
 			r := runReaper(t)
-			h := Handoff{Generation: 1}
+			h := reexec.Handoff{Generation: 1}
 			for _, name := range []string{"a", "b", "stranger"} {
 				// Spawned behind the reaper's back, as by an earlier image.
 				pid, err := syscall.ForkExec("/bin/sleep", []string{"sleep", "1000"},
@@ -304,14 +305,14 @@ func TestAdoptWatchesExits(t *testing.T) {
 					t.Fatal(err)
 				}
 				defer syscall.Kill(pid, syscall.SIGKILL)
-				st, err := startTime(pid)
+				st, err := reexec.StartTime(pid)
 				if err != nil {
 					t.Fatal(err)
 				}
 				if name == "stranger" {
 					st++ // the PID went to another process
 				}
-				h.Services = append(h.Services, HandoffService{Config: crashLooper(name), State: Ready, Pid: pid, Pgid: pid,
+				h.Services = append(h.Services, reexec.HandoffService{Config: crashLooper(name), State: string(Ready), Pid: pid, Pgid: pid,
 					StartTime: st, Want: true, Notify: -1})
 			}
 			if early {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vigil-init/vigil/config"
+	"github.com/vigil-init/vigil/proc"
 	"github.com/vigil-init/vigil/reaper"
 )
 
@@ -102,7 +103,7 @@ func waitReady(ctx context.Context, c config.Ready, notify *os.File, r *reaper.R
 // runCheck runs an exec check through the reaper (never os/exec's Wait,
 // which would race the reaper for the exit) and reports whether it exited 0.
 func runCheck(ctx context.Context, argv []string, r *reaper.Reaper, env []string, stdin uintptr) bool {
-	pid, exits, err := Start(r, Command{Argv: argv, Env: env, Session: true, Terminal: -1, Files: []uintptr{stdin, 1, 2}})
+	pid, exits, err := proc.Start(r, proc.Command{Argv: argv, Env: env, Session: true, Terminal: -1, Files: []uintptr{stdin, 1, 2}})
 	if err != nil {
 		return false
 	}
@@ -110,7 +111,7 @@ func runCheck(ctx context.Context, argv []string, r *reaper.Reaper, env []string
 	case e := <-exits:
 		return e.Code() == 0
 	case <-ctx.Done():
-		killGroup(pid)
+		proc.KillGroup(pid)
 		<-exits
 		return false
 	}

@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/vigil-init/vigil/config"
+	"github.com/vigil-init/vigil/proc"
 	"github.com/vigil-init/vigil/reaper"
+	"github.com/vigil-init/vigil/reexec"
 	"github.com/vigil-init/vigil/signals"
 	"github.com/vigil-init/vigil/state"
 	"golang.org/x/sys/unix"
@@ -52,11 +54,11 @@ type Options struct {
 	Rewrite         signals.Rewrite
 	RespawnLimit    config.RespawnLimit
 	ShutdownTimeout time.Duration
-	Stdout, Stderr  *Output // where prefixed services' lines go
-	Root            string  // where /etc/passwd and /etc/group are looked up; "/" if empty
+	Stdout, Stderr  *proc.Output // where prefixed services' lines go
+	Root            string       // where /etc/passwd and /etc/group are looked up; "/" if empty
 	// Handoff, when this vigil replaced an earlier one in place, holds the
 	// services to adopt; Services is then applied to them like a reload.
-	Handoff    *Handoff
+	Handoff    *reexec.Handoff
 	Generation int // how many re-execs led to this image
 	// Reexec replaces vigil in place (vigil reexec, the interval, a panic);
 	// nil: not available.
@@ -445,7 +447,7 @@ func (s *Supervisor) spawn(svc *service) {
 	var pid int
 	var exits <-chan reaper.Exit
 	if err == nil {
-		pid, exits, err = Start(s.o.Reaper, cmd)
+		pid, exits, err = proc.Start(s.o.Reaper, cmd)
 	}
 	for _, f := range closeAfter {
 		f.Close()
@@ -459,7 +461,7 @@ func (s *Supervisor) spawn(svc *service) {
 			svc.notify.Close()
 			svc.notify = nil
 		}
-		code := ExitCode(err)
+		code := proc.ExitCode(err)
 		s.log.Error("cannot start", "service", svc.Name, "status", code, "err", err)
 		svc.lastExit = &code
 		s.judge(svc, code, 0)
@@ -474,7 +476,7 @@ func (s *Supervisor) spawn(svc *service) {
 	}
 	svc.pid, svc.pgid = pid, pid
 	// Read once now, off the re-exec path; 0 if it is already gone.
-	svc.startTime, _ = startTime(pid)
+	svc.startTime, _ = reexec.StartTime(pid)
 	svc.state = Running
 	s.log.Info("started", "service", svc.Name, "pid", pid)
 	s.watchExit(svc, exits)
@@ -500,7 +502,7 @@ func (s *Supervisor) watchExit(svc *service, exits <-chan reaper.Exit) {
 // pump is one prefixed output pipe of a service.
 type pump struct {
 	r       *os.File
-	out     *Output
+	out     *proc.Output
 	carry   []byte          // partial line to start with (after a re-exec)
 	stopped chan pumpResult // one result per runPump
 	eof     atomic.Bool
@@ -531,13 +533,13 @@ func (s *Supervisor) runPump(name string, p *pump) {
 
 // command builds how svc is started. closeAfter are vigil's copies of the
 // child's pipe ends, closed once the child has them.
-func (s *Supervisor) command(svc *service) (Command, []*os.File, []*pump, error) {
-	c := Command{Argv: svc.Argv, Dir: svc.Dir, Terminal: -1}
+func (s *Supervisor) command(svc *service) (proc.Command, []*os.File, []*pump, error) {
+	c := proc.Command{Argv: svc.Argv, Dir: svc.Dir, Terminal: -1}
 	env := slices.Clone(s.o.Env)
 	if svc.User != "" {
-		cred, home, err := Credential(s.o.Root, svc.User)
+		cred, home, err := proc.Credential(s.o.Root, svc.User)
 		if err != nil {
-			return c, nil, nil, &StartError{Argv0: svc.Argv[0], Code: 126, Err: err}
+			return c, nil, nil, &proc.StartError{Argv0: svc.Argv[0], Code: 126, Err: err}
 		}
 		c.Credential = cred
 		env = append(env, "HOME="+home)
@@ -552,7 +554,7 @@ func (s *Supervisor) command(svc *service) (Command, []*os.File, []*pump, error)
 	var closeAfter []*os.File
 	var pumps []*pump
 	if svc.Log == config.LogPrefix {
-		for i, out := range []*Output{s.o.Stdout, s.o.Stderr} {
+		for i, out := range []*proc.Output{s.o.Stdout, s.o.Stderr} {
 			r, w, err := os.Pipe()
 			if err != nil {
 				for _, f := range closeAfter {
@@ -628,7 +630,7 @@ func (s *Supervisor) mainExited(code int) {
 		s.exitCode, s.exitFixed = code, true
 	}
 	if s.o.Terminal >= 0 {
-		if err := ReclaimTerminal(s.o.Terminal); err != nil {
+		if err := proc.ReclaimTerminal(s.o.Terminal); err != nil {
 			s.log.Debug("cannot take the terminal back", "err", err)
 		}
 	}
@@ -860,8 +862,8 @@ func (s *Supervisor) checkGroups() {
 // group (setsid) get SIGTERM; vigil exits when no child is left.
 func (s *Supervisor) finalPhase() {
 	s.gone = s.o.Reaper.NoChildren()
-	if SignalAll(unix.SIGTERM) {
-		SignalAll(unix.SIGCONT)
+	if proc.SignalAll(unix.SIGTERM) {
+		proc.SignalAll(unix.SIGCONT)
 		s.log.Info("sent SIGTERM to processes outside the services' groups")
 	}
 }
@@ -873,7 +875,7 @@ func (s *Supervisor) killEverything() {
 			unix.Kill(-svc.pgid, unix.SIGKILL)
 		}
 	}
-	SignalAll(unix.SIGKILL)
+	proc.SignalAll(unix.SIGKILL)
 	if s.gone == nil {
 		s.gone = s.o.Reaper.NoChildren()
 	}

@@ -5,14 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"strconv"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/vigil-init/vigil/config"
 	"github.com/vigil-init/vigil/control"
+	"github.com/vigil-init/vigil/reaper"
+	"github.com/vigil-init/vigil/reexec"
 	"github.com/vigil-init/vigil/supervise"
 )
 
@@ -36,27 +36,39 @@ func serveControl(log *slog.Logger, socket string, h control.Handler) (srv *cont
 	return srv, func() { srv.Close() }
 }
 
-// Variables through which a re-exec passes the listening control socket.
-const (
-	controlFDEnv   = "VIGIL_CONTROL_FD"
-	controlPathEnv = "VIGIL_CONTROL_PATH"
-)
-
 // inheritedControl takes over the control socket an earlier image of this
 // process kept open across its exec, if any.
 func inheritedControl() (*control.Server, error) {
-	v, ok := os.LookupEnv(controlFDEnv)
-	path := os.Getenv(controlPathEnv)
-	os.Unsetenv(controlFDEnv)
-	os.Unsetenv(controlPathEnv)
-	if !ok {
-		return nil, nil
+	ln, err := reexec.InheritedListener()
+	if ln == nil {
+		return nil, err
 	}
-	fd, err := strconv.Atoi(v)
-	if err != nil {
-		return nil, fmt.Errorf("%s=%q: not a descriptor", controlFDEnv, v)
+	return control.Inherit(ln.FD, ln.Path)
+}
+
+// reexecer replaces this vigil by the binary on disk, keeping the control
+// socket listening across the exec.
+type reexecer struct {
+	reaper  *reaper.Reaper
+	control *control.Server // kept listening across the exec; nil if none
+	serve   func()          // serves control again if the exec fails
+}
+
+func (x *reexecer) Check() error { return reexec.Check(x.reaper) }
+
+func (x *reexecer) Exec(h reexec.Handoff, keep []int) error {
+	var ln *reexec.Listener
+	if x.control != nil {
+		x.control.Pause()
+		defer func() { // only reached if the exec failed
+			x.control.Resume()
+			x.serve()
+		}()
+		if fd, err := x.control.Fd(); err == nil {
+			ln = &reexec.Listener{FD: fd, Path: x.control.Path()}
+		}
 	}
-	return control.Inherit(fd, path)
+	return reexec.Exec(&h, keep, ln)
 }
 
 // supervisorControl answers the verbs for supervisor mode.

@@ -14,18 +14,14 @@ import (
 
 	"github.com/vigil-init/vigil/cmd/vigil/internal/early"
 	"github.com/vigil-init/vigil/control"
+	"github.com/vigil-init/vigil/proc"
 	"github.com/vigil-init/vigil/reaper"
-	"github.com/vigil-init/vigil/supervise"
+	"github.com/vigil-init/vigil/reexec"
 	"golang.org/x/sys/unix"
 )
 
 // Set at build time by the Makefile.
 var version = "dev"
-
-// handoffVersion is the re-exec handoff protocol this binary reads; printed by
-// `vigil version --handoff` so an old vigil can check a new binary first.
-// Version 1 was JSON; 2 is the binary encoding of supervise/wire.go.
-const handoffVersion = 2
 
 // Exit statuses of vigil's own failures (sysexits.h where one fits).
 const (
@@ -79,7 +75,7 @@ func run(args []string) int {
 
 	// A vigil that replaced itself in place (re-exec) finds its services
 	// here; they must be adopted before the reaper's first pass.
-	handoff, herr := readHandoff()
+	handoff, herr := reexec.Read()
 	resumeGC := func() {}
 	if handoff != nil {
 		handoff.CheckProcesses()
@@ -125,7 +121,7 @@ func run(args []string) int {
 		return exitUsage
 	}
 	var closer io.Closer
-	stderr := supervise.NewOutput(os.Stderr)
+	stderr := proc.NewOutput(os.Stderr)
 	log, closer, err = newLogger(st.settings, stderr)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "vigil: %v\n", err)
@@ -182,7 +178,7 @@ func tune() {
 
 func runVersion(args []string, out io.Writer) int {
 	if len(args) == 1 && args[0] == "--handoff" {
-		fmt.Fprintln(out, handoffVersion)
+		fmt.Fprintln(out, reexec.Version)
 		return 0
 	}
 	if len(args) > 0 {

@@ -11,7 +11,9 @@ import (
 	"text/tabwriter"
 
 	"github.com/vigil-init/vigil/config"
+	"github.com/vigil-init/vigil/proc"
 	"github.com/vigil-init/vigil/reaper"
+	"github.com/vigil-init/vigil/reexec"
 	"github.com/vigil-init/vigil/state"
 	"github.com/vigil-init/vigil/supervise"
 )
@@ -19,11 +21,11 @@ import (
 // runSupervisor is supervisor mode: every service of the config, plus the
 // main process when `-- CMD` is given. resumeGC is called once the
 // services of a handoff are adopted.
-func runSupervisor(log *slog.Logger, rp *reaper.Reaper, sigs <-chan os.Signal, inv invocation, st setup, stderr *supervise.Output, handoff *supervise.Handoff, resumeGC func(), onOrphan *func(), done chan struct{}) int {
+func runSupervisor(log *slog.Logger, rp *reaper.Reaper, sigs <-chan os.Signal, inv invocation, st setup, stderr *proc.Output, handoff *reexec.Handoff, resumeGC func(), onOrphan *func(), done chan struct{}) int {
 	s := st.settings
 	var term = -1
 	if len(inv.command) > 0 {
-		term = supervise.ForegroundTerminal()
+		term = proc.ForegroundTerminal()
 	}
 	store := openState(log, s)
 	defer store.Close()
@@ -35,12 +37,12 @@ func runSupervisor(log *slog.Logger, rp *reaper.Reaper, sigs <-chan os.Signal, i
 		Main:            inv.command,
 		Terminal:        term,
 		ExitZero:        inv.flags.exitZero,
-		Env:             supervise.CleanEnv(os.Environ()),
+		Env:             proc.CleanEnv(os.Environ()),
 		Signals:         sigs,
 		Rewrite:         inv.flags.rewrite,
 		RespawnLimit:    s.RespawnLimit,
 		ShutdownTimeout: s.ShutdownTimeout,
-		Stdout:          supervise.NewOutput(os.Stdout),
+		Stdout:          proc.NewOutput(os.Stdout),
 		Stderr:          stderr,
 		Handoff:         handoff,
 		Reexec:          rx,
@@ -130,7 +132,7 @@ func printCheck(w io.Writer, st setup) {
 }
 
 // handedOver is the service list a handoff carries, less main.
-func handedOver(h *supervise.Handoff) []config.Service {
+func handedOver(h *reexec.Handoff) []config.Service {
 	var out []config.Service
 	for _, hs := range h.Services {
 		if !hs.Main {

@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/vigil-init/vigil/config"
-	"github.com/vigil-init/vigil/supervise"
+	"github.com/vigil-init/vigil/proc"
 )
 
 // defaultConfig is read when no config is named and it exists.
@@ -122,7 +122,7 @@ func checkRunnable(services []config.Service) []error {
 		if svc.User == "" {
 			continue
 		}
-		cred, _, err := supervise.Credential("/", svc.User)
+		cred, _, err := proc.Credential("/", svc.User)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("service %q: field \"user\": %w", svc.Name, err))
 			continue

@@ -7,9 +7,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vigil-init/vigil/proc"
 	"github.com/vigil-init/vigil/reaper"
 	"github.com/vigil-init/vigil/signals"
-	"github.com/vigil-init/vigil/supervise"
 	"golang.org/x/sys/unix"
 )
 
@@ -30,15 +30,15 @@ type wrapper struct {
 const killGrace = 5 * time.Second
 
 func (w *wrapper) run(argv []string) int {
-	term := supervise.ForegroundTerminal()
-	pid, exited, err := supervise.Start(w.reaper, supervise.Command{
+	term := proc.ForegroundTerminal()
+	pid, exited, err := proc.Start(w.reaper, proc.Command{
 		Argv:     argv,
-		Env:      supervise.CleanEnv(os.Environ()),
+		Env:      proc.CleanEnv(os.Environ()),
 		Terminal: term,
 	})
 	if err != nil {
 		w.log.Error("cannot start main", "err", err)
-		return supervise.ExitCode(err)
+		return proc.ExitCode(err)
 	}
 	w.log.Info("started main", "pid", pid, "cmd", argv[0])
 	// The socket comes after the spawn: nothing may delay the main process.
@@ -55,7 +55,7 @@ func (w *wrapper) run(argv []string) int {
 			code := e.Code()
 			w.log.Info("main exited", "pid", pid, "status", code)
 			if term >= 0 {
-				if err := supervise.ReclaimTerminal(term); err != nil {
+				if err := proc.ReclaimTerminal(term); err != nil {
 					w.log.Debug("cannot take the terminal back", "err", err)
 				}
 			}
@@ -91,12 +91,12 @@ func (w *wrapper) forward(pgid int, sig syscall.Signal) {
 // on a second TERM or INT. It returns as soon as no child is left.
 func (w *wrapper) stopTheRest() {
 	gone := w.reaper.NoChildren()
-	if !supervise.SignalAll(unix.SIGTERM) {
+	if !proc.SignalAll(unix.SIGTERM) {
 		<-gone
 		return
 	}
 	// A stopped process cannot act on TERM until it is continued.
-	supervise.SignalAll(unix.SIGCONT)
+	proc.SignalAll(unix.SIGCONT)
 	w.log.Info("sent SIGTERM to the remaining processes", "timeout", w.shutdown)
 	deadline := time.NewTimer(w.shutdown)
 	defer deadline.Stop()
@@ -114,7 +114,7 @@ wait:
 		}
 	}
 	w.log.Warn("sending SIGKILL to the remaining processes")
-	supervise.SignalAll(unix.SIGKILL)
+	proc.SignalAll(unix.SIGKILL)
 	select {
 	case <-gone:
 	case <-time.After(killGrace):

@@ -1,7 +1,6 @@
 package supervise
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,151 +10,25 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/vigil-init/vigil/config"
 	"github.com/vigil-init/vigil/reaper"
-	"golang.org/x/sys/unix"
+	"github.com/vigil-init/vigil/reexec"
 )
-
-// Handoff is what a vigil passes to the image that replaces it (re-exec):
-// every service's runtime record and the descriptors of its output pipes.
-// Its encoding is in wire.go: a field added to it, or to the types it
-// holds, goes there too, at the end of its record (TestWireRoundTrip
-// fails until it does).
-type Handoff struct {
-	Generation int
-	Signals    []int       // received but not yet handled by the old image
-	Panics     []time.Time // recent panic re-execs, to stop a panic loop
-	Services   []HandoffService
-	// Clock is CLOCK_MONOTONIC (ns) at the freeze: the new image falls back
-	// on it if it cannot read the clock. It, Bucket and each service's Due
-	// are zero when the old image could not read its clock: the new one
-	// starts with a full bucket and waits each backoff again.
-	Clock  int64
-	Bucket *HandoffBucket
-
-	// checked delivers, in the order of Services, whether each one's Pid
-	// is still the process handed over (see CheckProcesses).
-	checked <-chan []bool
-}
-
-// CheckProcesses starts checking, in the background, that each process of
-// the handoff is still the one handed over: vigil's child, with the start
-// time recorded at its spawn. Adoption waits for the answers. Started as
-// soon as the handoff is read, the thousand reads of /proc overlap the
-// loading of the config; without it adoption checks them itself. Nothing
-// reaps before adoption, so an answer holds until then.
-func (h *Handoff) CheckProcesses() {
-	ch := make(chan []bool, 1)
-	h.checked = ch
-	services := h.Services
-	go func() { ch <- checkProcesses(services) }()
-}
-
-func checkProcesses(services []HandoffService) []bool {
-	ok := make([]bool, len(services))
-	self := os.Getpid()
-	for i, hs := range services {
-		if hs.Pid != 0 {
-			ppid, st, err := procStat(hs.Pid)
-			ok[i] = err == nil && st == hs.StartTime && ppid == self
-		}
-	}
-	return ok
-}
-
-// HandoffBucket is the global respawn limit across a re-exec. Without it
-// every image would start with a full bucket, and a crash loop could
-// restart N more times at each re-exec.
-type HandoffBucket struct {
-	Tokens float64 // negative: taken by restarts still waiting for their time
-	Last   int64   // last refill, CLOCK_MONOTONIC ns
-}
-
-// HandoffService is one service across a re-exec.
-type HandoffService struct {
-	Config config.Service
-	Main   bool
-	State  State
-	Pid    int
-	Pgid   int
-	// Exit is the status of a run that ended while the old image froze,
-	// before it could handle it; the new one does.
-	Exit      *reaper.Exit
-	StartTime uint64 // of Pid, to recognise it (field 22 of /proc/PID/stat)
-	Started   time.Time
-	Retries   int
-	Restarts  int
-	LastExit  *int
-	Want      bool
-	// Output pipes of a prefixed service (this run's, and an earlier run's
-	// still held open by a leftover process): vigil's read ends, kept open
-	// across the exec, and the partial line each pump held.
-	Pipes  []HandoffPipe
-	Notify int // read end of the notify_fd pipe, -1 if none
-	// Due is when a pending restart fires (CLOCK_MONOTONIC ns, 0 if none):
-	// the new image keeps that time rather than starting it at once or
-	// waiting a whole backoff again. Reserved: the restart already took its
-	// respawn token and waits for it to come due, so it must not take
-	// another.
-	Due      int64
-	Reserved bool
-	// Stopping: vigil had sent the stop signal (vigil stop, restart,
-	// reload); KillAt is when SIGKILL is due (CLOCK_MONOTONIC ns, 0 if sent
-	// already); RestartAfterStop: a vigil restart waits for the stop.
-	// Without them the new image forgot the stop: a service deaf to its
-	// stop signal was never killed, and its exit was judged a failure.
-	Stopping         bool
-	KillAt           int64
-	RestartAfterStop bool
-}
-
-// monoClock pairs a reading of time.Now with one of CLOCK_MONOTONIC, to
-// translate times to and from what another image of this process can
-// compare: Go's own monotonic reading starts afresh at each exec, the wall
-// clock can be stepped, but CLOCK_MONOTONIC runs on across execve within a
-// boot (and the Binding refuses a handoff from another boot).
-type monoClock struct {
-	now  time.Time
-	mono int64 // ns
-}
-
-func readClock() (monoClock, error) {
-	var ts unix.Timespec
-	now := time.Now()
-	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
-		return monoClock{}, fmt.Errorf("read CLOCK_MONOTONIC: %w", err)
-	}
-	return monoClock{now: now, mono: ts.Nano()}, nil
-}
-
-func (c monoClock) toMono(t time.Time) int64 { return c.mono + int64(t.Sub(c.now)) }
-
-// fromMono keeps c.now's monotonic reading, so durations to and from the
-// result are immune to steps of the wall clock.
-func (c monoClock) fromMono(m int64) time.Time { return c.now.Add(time.Duration(m - c.mono)) }
-
-// HandoffPipe is one output pipe across a re-exec.
-type HandoffPipe struct {
-	FD     int
-	Stderr bool
-	Carry  []byte
-}
 
 // Freeze stops the supervisor's world for a re-exec, on its goroutine (use
 // it inside exec below): the pumps stop at a line boundary, the reaper is
 // held so no listed PID can be freed, pending signals are drained. It
 // returns the handoff, the descriptors that must survive the exec, and
 // thaw, which undoes it all if the exec fails.
-func (s *Supervisor) freeze() (h Handoff, keep []int, thaw func()) {
+func (s *Supervisor) freeze() (h reexec.Handoff, keep []int, thaw func()) {
 	s.stopPumps()
 	held := s.o.Reaper.Hold()
 	h.Generation = s.o.Generation + 1
 	h.Panics = s.panics
-	clock, clockErr := readClock()
+	clock, clockErr := reexec.ReadClock()
 	if clockErr != nil {
 		s.log.Error("the respawn limit and pending restarts start afresh in the new image", "err", clockErr)
 	} else {
-		h.Clock = clock.mono
+		h.Clock = clock.Mono
 		h.Bucket = s.limiter.handoff(clock)
 	}
 	for {
@@ -169,22 +42,22 @@ func (s *Supervisor) freeze() (h Handoff, keep []int, thaw func()) {
 	}
 	// Sized up front: growing a slice of a thousand of these copied
 	// megabytes during the pause.
-	h.Services = make([]HandoffService, 0, len(s.order))
+	h.Services = make([]reexec.HandoffService, 0, len(s.order))
 	for _, svc := range s.order {
-		hs := HandoffService{
-			Config: svc.Service, Main: svc.isMain, State: svc.state, Pid: svc.pid, Pgid: svc.pgid,
+		hs := reexec.HandoffService{
+			Config: svc.Service, Main: svc.isMain, State: string(svc.state), Pid: svc.pid, Pgid: svc.pgid,
 			Started: svc.started, Retries: svc.retries, Restarts: svc.restarts, LastExit: svc.lastExit,
 			Want: svc.want, Notify: -1,
 		}
 		if clockErr == nil && svc.timer != nil && !svc.due.IsZero() {
-			hs.Due, hs.Reserved = clock.toMono(svc.due), svc.reserved
+			hs.Due, hs.Reserved = clock.ToMono(svc.due), svc.reserved
 		}
 		hs.Stopping, hs.RestartAfterStop = svc.stopping, svc.restartAfterStop
 		if svc.timer != nil && !svc.killAt.IsZero() {
 			// Without a clock, at once: late rather than never.
 			hs.KillAt = 1
 			if clockErr == nil {
-				hs.KillAt = clock.toMono(svc.killAt)
+				hs.KillAt = clock.ToMono(svc.killAt)
 			}
 		}
 		if svc.pid != 0 {
@@ -200,7 +73,7 @@ func (s *Supervisor) freeze() (h Handoff, keep []int, thaw func()) {
 		for _, p := range svc.pumps {
 			fd := int(p.r.Fd())
 			keep = append(keep, fd)
-			hs.Pipes = append(hs.Pipes, HandoffPipe{FD: fd, Stderr: p.out == s.o.Stderr, Carry: p.carry})
+			hs.Pipes = append(hs.Pipes, reexec.HandoffPipe{FD: fd, Stderr: p.out == s.o.Stderr, Carry: p.carry})
 		}
 		if svc.notify != nil {
 			hs.Notify = int(svc.notify.Fd())
@@ -236,7 +109,7 @@ type Reexecer interface {
 	// Check runs the new binary once; an error keeps the old vigil.
 	Check() error
 	// Exec does not return if it succeeds.
-	Exec(h Handoff, keep []int) error
+	Exec(h reexec.Handoff, keep []int) error
 }
 
 // reexecDelay lets the reply to `vigil reexec` reach the client before the
@@ -308,23 +181,18 @@ func (s *Supervisor) startPumps() {
 // vigil's child and started at the recorded time is registered with the
 // reaper; an exit that happened during the exec is reaped on the first pass
 // and handled by policy.
-func (s *Supervisor) adopt(h Handoff) {
-	clock, err := readClock()
+func (s *Supervisor) adopt(h reexec.Handoff) {
+	clock, err := reexec.ReadClock()
 	if err != nil {
 		// Assume the exec took no time: the limit still holds, and pending
 		// restarts come at most that much late.
 		s.log.Error("assuming the re-exec took no time", "err", err)
-		clock = monoClock{now: time.Now(), mono: h.Clock}
+		clock = reexec.Clock{Now: time.Now(), Mono: h.Clock}
 	}
 	s.limiter.restore(h.Bucket, clock)
 	s.order = slices.Grow(s.order, len(h.Services))
 	runs := make(map[int]adoptedRun, len(h.Services))
-	var same []bool
-	if h.checked != nil {
-		same = <-h.checked
-	} else {
-		same = checkProcesses(h.Services)
-	}
+	same := h.Same()
 	for i, hs := range h.Services {
 		svc := &service{Service: hs.Config, isMain: hs.Main}
 		if hs.Main {
@@ -333,10 +201,10 @@ func (s *Supervisor) adopt(h Handoff) {
 			}
 			svc = s.main
 		}
-		svc.state, svc.pgid, svc.started = hs.State, hs.Pgid, hs.Started
+		svc.state, svc.pgid, svc.started = State(hs.State), hs.Pgid, hs.Started
 		svc.retries, svc.restarts, svc.lastExit, svc.want = hs.Retries, hs.Restarts, hs.LastExit, hs.Want
 		if hs.Due != 0 {
-			svc.due, svc.reserved = clock.fromMono(hs.Due), hs.Reserved
+			svc.due, svc.reserved = clock.FromMono(hs.Due), hs.Reserved
 		}
 		for _, hp := range hs.Pipes {
 			out := s.o.Stdout
@@ -374,7 +242,7 @@ func (s *Supervisor) adopt(h Handoff) {
 				if hs.Want && !hs.Main {
 					// Its run ended unseen: starting it again is a restart,
 					// under the respawn limit like any other.
-					svc.state, svc.due, svc.reserved = Backoff, clock.now, false
+					svc.state, svc.due, svc.reserved = Backoff, clock.Now, false
 				}
 			}
 		}
@@ -388,7 +256,7 @@ func (s *Supervisor) adopt(h Handoff) {
 		}
 		svc.stopping, svc.restartAfterStop = hs.Stopping, hs.RestartAfterStop
 		if hs.KillAt != 0 {
-			svc.killAt = clock.fromMono(hs.KillAt)
+			svc.killAt = clock.FromMono(hs.KillAt)
 		}
 	}
 	s.watchAdopted(runs)
@@ -488,36 +356,4 @@ func (s *Supervisor) resumeRestart(svc *service) {
 	}
 	s.schedule(svc, time.Until(due), reserved, f)
 	svc.due = due
-}
-
-// startTime is a process's start time (see procStat).
-func startTime(pid int) (uint64, error) {
-	_, st, err := procStat(pid)
-	return st, err
-}
-
-// Binding ties a handoff to this very process, so a stray descriptor can
-// never hand a new vigil someone else's children: the start time of
-// vigil's process, its PID namespace and the boot.
-type Binding struct {
-	StartTime uint64
-	PidNS     uint64
-	BootID    string
-}
-
-// Bind reads this process's Binding.
-func Bind() (Binding, error) {
-	st, err := startTime(os.Getpid())
-	if err != nil {
-		return Binding{}, fmt.Errorf("start time: %w", err)
-	}
-	var ns unix.Stat_t
-	if err := unix.Stat("/proc/self/ns/pid", &ns); err != nil {
-		return Binding{}, fmt.Errorf("pid namespace: %w", err)
-	}
-	boot, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
-	if err != nil {
-		return Binding{}, fmt.Errorf("boot id: %w", err)
-	}
-	return Binding{StartTime: st, PidNS: ns.Ino, BootID: string(bytes.TrimSpace(boot))}, nil
 }

@@ -1,4 +1,4 @@
-package supervise
+package proc
 
 import (
 	"errors"
@@ -109,11 +109,11 @@ func TestParseStat(t *testing.T) {
 }
 
 func TestProcStatSelf(t *testing.T) {
-	ppid, start, err := procStat(os.Getpid())
+	ppid, start, err := ProcStat(os.Getpid())
 	if err != nil || ppid != os.Getppid() || start == 0 {
-		t.Fatalf("procStat(self) = %d, %d, %v; want ppid %d and a start time", ppid, start, err, os.Getppid())
+		t.Fatalf("ProcStat(self) = %d, %d, %v; want ppid %d and a start time", ppid, start, err, os.Getppid())
 	}
-	if _, _, err := procStat(1 << 30); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("procStat of no process: %v, want not exist", err)
+	if _, _, err := ProcStat(1 << 30); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("ProcStat of no process: %v, want not exist", err)
 	}
 }

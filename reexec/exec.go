@@ -1,4 +1,9 @@
-package main
+// Package reexec replaces a running vigil by the binary on disk, in place
+// (execve: same PID, every child kept): the handoff's types and binary
+// codec, its memfd framing, the check of a new binary, the exec itself and
+// the listening control socket carried across it. What to freeze and adopt
+// is the supervisor's business; this package moves the record.
+package reexec
 
 import (
 	"encoding/binary"
@@ -11,11 +16,15 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/vigil-init/vigil/control"
+	"github.com/vigil-init/vigil/proc"
 	"github.com/vigil-init/vigil/reaper"
-	"github.com/vigil-init/vigil/supervise"
 	"golang.org/x/sys/unix"
 )
+
+// Version is the handoff protocol this binary reads; printed by
+// `vigil version --handoff` so an old vigil can check a new binary first.
+// Version 1 was JSON; 2 is the binary encoding of wire.go.
+const Version = 2
 
 // handoffEnv names the inherited memfd holding the handoff. It is one of
 // vigil's own variables, so services never see it (CleanEnv).
@@ -26,21 +35,22 @@ const handoffEnv = "VIGIL_HANDOFF_FD"
 // reader refuses another version before it reads anything else, and a
 // handoff bound to another process before it decodes the services.
 
-// reexecer replaces this vigil by the binary on disk (SPEC section 6).
-type reexecer struct {
-	reaper  *reaper.Reaper
-	control *control.Server // kept listening across the exec; nil if none
-	serve   func()          // serves control again if the exec fails
+// Listener is a listening socket kept open across the exec (the control
+// socket: clients never find it missing).
+type Listener struct {
+	FD   int
+	Path string
 }
 
 // exe is the binary on disk at vigil's path: os.Executable strips
 // " (deleted)", so a binary replaced at the same path is the one run.
-func (x *reexecer) exe() (string, error) { return os.Executable() }
+func exe() (string, error) { return os.Executable() }
 
-// Check runs the new binary once (`vigil version --handoff`) and checks it
-// reads this handoff version; otherwise the old vigil stays.
-func (x *reexecer) Check() error {
-	exe, err := x.exe()
+// Check runs the new binary once (`vigil version --handoff`), through the
+// reaper, and checks it reads this handoff version; otherwise the old vigil
+// stays.
+func Check(rp *reaper.Reaper) error {
+	exe, err := exe()
 	if err != nil {
 		return fmt.Errorf("find the binary: %w", err)
 	}
@@ -55,8 +65,8 @@ func (x *reexecer) Check() error {
 		return err
 	}
 	defer devnull.Close()
-	pid, exits, err := supervise.Start(x.reaper, supervise.Command{
-		Argv: []string{exe, "version", "--handoff"}, Env: supervise.CleanEnv(os.Environ()),
+	pid, exits, err := proc.Start(rp, proc.Command{
+		Argv: []string{exe, "version", "--handoff"}, Env: proc.CleanEnv(os.Environ()),
 		Files: []uintptr{devnull.Fd(), w.Fd(), 2}, Terminal: -1, Session: true,
 	})
 	w.Close()
@@ -77,25 +87,26 @@ func (x *reexecer) Check() error {
 		return fmt.Errorf("%s version --handoff exited %d", exe, e.Code())
 	}
 	v, err := strconv.Atoi(strings.TrimSpace(string(out)))
-	if err != nil || v != handoffVersion {
-		return fmt.Errorf("%s reads handoff version %q, this vigil writes %d", exe, strings.TrimSpace(string(out)), handoffVersion)
+	if err != nil || v != Version {
+		return fmt.Errorf("%s reads handoff version %q, this vigil writes %d", exe, strings.TrimSpace(string(out)), Version)
 	}
 	return nil
 }
 
-// Exec writes the handoff to a memfd, lets it and the services' pipes
-// survive the exec, and execs. It returns only if the exec failed, with
+// Exec writes the handoff to a memfd, lets it, the descriptors in keep and
+// the listener (if any) survive the exec, and execs. Nothing may fork
+// meanwhile (hold the reaper). It returns only if the exec failed, with
 // every descriptor as it was.
-func (x *reexecer) Exec(h supervise.Handoff, keep []int) error {
-	exe, err := x.exe()
+func Exec(h *Handoff, keep []int, ln *Listener) error {
+	exe, err := exe()
 	if err != nil {
 		return err
 	}
-	bind, err := supervise.Bind()
+	bind, err := Bind()
 	if err != nil {
 		return err
 	}
-	doc, err := encodeHandoff(bind, &h)
+	doc, err := encodeHandoff(bind, h)
 	if err != nil {
 		return fmt.Errorf("encode handoff: %w", err)
 	}
@@ -117,16 +128,9 @@ func (x *reexecer) Exec(h supervise.Handoff, keep []int) error {
 		rest = rest[n:]
 	}
 	env := []string{handoffEnv + "=" + strconv.Itoa(fd)}
-	if x.control != nil {
-		x.control.Pause()
-		defer func() { // only reached if the exec failed
-			x.control.Resume()
-			x.serve()
-		}()
-		if cfd, err := x.control.Fd(); err == nil {
-			keep = append(keep, cfd)
-			env = append(env, controlFDEnv+"="+strconv.Itoa(cfd), controlPathEnv+"="+x.control.Path())
-		}
+	if ln != nil {
+		keep = append(keep, ln.FD)
+		env = append(env, listenerFDEnv+"="+strconv.Itoa(ln.FD), listenerPathEnv+"="+ln.Path)
 	}
 	// Pipes keep FD_CLOEXEC until now; ForkLock keeps any fork out while
 	// they are inheritable.
@@ -137,7 +141,7 @@ func (x *reexecer) Exec(h supervise.Handoff, keep []int) error {
 	}
 	for _, kv := range os.Environ() {
 		switch k, _, _ := strings.Cut(kv, "="); k {
-		case handoffEnv, controlFDEnv, controlPathEnv:
+		case handoffEnv, listenerFDEnv, listenerPathEnv:
 		default:
 			env = append(env, kv)
 		}
@@ -149,9 +153,10 @@ func (x *reexecer) Exec(h supervise.Handoff, keep []int) error {
 	return fmt.Errorf("exec %s: %w", exe, err)
 }
 
-// readHandoff takes the handoff an earlier image of this process left, if
-// any. A handoff bound to another process or of another version is refused.
-func readHandoff() (*supervise.Handoff, error) {
+// Read takes the handoff an earlier image of this process left, if any
+// (nil, nil when this is no re-exec). A handoff bound to another process or
+// of another version is refused.
+func Read() (*Handoff, error) {
 	v, ok := os.LookupEnv(handoffEnv)
 	if !ok {
 		return nil, nil
@@ -175,7 +180,7 @@ func readHandoff() (*supervise.Handoff, error) {
 }
 
 // encodeHandoff lays out the memfd's contents (see above).
-func encodeHandoff(bind supervise.Binding, h *supervise.Handoff) ([]byte, error) {
+func encodeHandoff(bind Binding, h *Handoff) ([]byte, error) {
 	b, err := bind.AppendBinary(nil)
 	if err != nil {
 		return nil, err
@@ -183,7 +188,7 @@ func encodeHandoff(bind supervise.Binding, h *supervise.Handoff) ([]byte, error)
 	// A service takes some 100 bytes: one allocation, rather than doubling
 	// through the sizes in the pause.
 	doc := make([]byte, 0, 2*binary.MaxVarintLen64+len(b)+128*(len(h.Services)+1))
-	doc = binary.AppendUvarint(doc, handoffVersion)
+	doc = binary.AppendUvarint(doc, Version)
 	doc = binary.AppendUvarint(doc, uint64(len(b)))
 	doc = append(doc, b...)
 	return h.AppendBinary(doc)
@@ -191,7 +196,7 @@ func encodeHandoff(bind supervise.Binding, h *supervise.Handoff) ([]byte, error)
 
 // decodeHandoff reads what encodeHandoff wrote, refusing a handoff of
 // another version or bound to another process.
-func decodeHandoff(data []byte) (*supervise.Handoff, error) {
+func decodeHandoff(data []byte) (*Handoff, error) {
 	v, n := binary.Uvarint(data)
 	if len(data) > 0 && data[0] == '{' {
 		v, n = 1, 1 // version 1 was JSON
@@ -199,28 +204,52 @@ func decodeHandoff(data []byte) (*supervise.Handoff, error) {
 	if n <= 0 {
 		return nil, errors.New("handoff: no version")
 	}
-	if v != handoffVersion {
-		return nil, fmt.Errorf("handoff version %d, this vigil reads %d", v, handoffVersion)
+	if v != Version {
+		return nil, fmt.Errorf("handoff version %d, this vigil reads %d", v, Version)
 	}
 	data = data[n:]
 	size, n := binary.Uvarint(data)
 	if n <= 0 || size > uint64(len(data)-n) {
 		return nil, errors.New("handoff: malformed binding")
 	}
-	var bound supervise.Binding
+	var bound Binding
 	if err := bound.UnmarshalBinary(data[n : n+int(size)]); err != nil {
 		return nil, fmt.Errorf("decode binding: %w", err)
 	}
-	bind, err := supervise.Bind()
+	bind, err := Bind()
 	if err != nil {
 		return nil, err
 	}
 	if bound != bind {
 		return nil, errors.New("handoff was written by another process")
 	}
-	var h supervise.Handoff
+	var h Handoff
 	if err := h.UnmarshalBinary(data[n+int(size):]); err != nil {
 		return nil, fmt.Errorf("decode: %w", err)
 	}
 	return &h, nil
+}
+
+// Variables through which a re-exec passes the listening control socket.
+// They are vigil's own (VIGIL_*), so services never see them.
+const (
+	listenerFDEnv   = "VIGIL_CONTROL_FD"
+	listenerPathEnv = "VIGIL_CONTROL_PATH"
+)
+
+// InheritedListener takes the listener an earlier image of this process
+// kept open across its exec, if any (nil, nil if none).
+func InheritedListener() (*Listener, error) {
+	v, ok := os.LookupEnv(listenerFDEnv)
+	path := os.Getenv(listenerPathEnv)
+	os.Unsetenv(listenerFDEnv)
+	os.Unsetenv(listenerPathEnv)
+	if !ok {
+		return nil, nil
+	}
+	fd, err := strconv.Atoi(v)
+	if err != nil {
+		return nil, fmt.Errorf("%s=%q: not a descriptor", listenerFDEnv, v)
+	}
+	return &Listener{FD: fd, Path: path}, nil
 }

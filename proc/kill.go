@@ -1,4 +1,4 @@
-package supervise
+package proc
 
 import (
 	"bytes"
@@ -56,11 +56,11 @@ func Descendants(pid int) []int {
 
 // parentOf reads the parent PID from /proc/PID/stat.
 func parentOf(pid int) (int, bool) {
-	ppid, _, err := procStat(pid)
+	ppid, _, err := ProcStat(pid)
 	return ppid, err == nil
 }
 
-// procStat reads a process's parent PID and start time (fields 4 and 22 of
+// ProcStat reads a process's parent PID and start time (fields 4 and 22 of
 // /proc/PID/stat; the start time, in clock ticks since boot, tells it apart
 // from a later process with the same PID).
 //
@@ -69,7 +69,7 @@ func parentOf(pid int) (int, bool) {
 // (ten calls with its four fcntl, epoll_ctl, fstat and second read, and a
 // buffer on the heap) made that check the longest part of the pause with a
 // thousand services.
-func procStat(pid int) (ppid int, start uint64, err error) {
+func ProcStat(pid int) (ppid int, start uint64, err error) {
 	var path [32]byte
 	p := strconv.AppendInt(append(path[:0], "/proc/"...), int64(pid), 10)
 	p = append(p, "/stat"...)
@@ -141,5 +141,5 @@ func parseStat(b []byte) (ppid int, start uint64, err error) {
 
 var errMalformedStat = errors.New("malformed /proc/PID/stat")
 
-// killGroup SIGKILLs the process group led by pid.
-func killGroup(pid int) { unix.Kill(-pid, unix.SIGKILL) }
+// KillGroup SIGKILLs the process group led by pid.
+func KillGroup(pid int) { unix.Kill(-pid, unix.SIGKILL) }

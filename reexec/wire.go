@@ -1,4 +1,4 @@
-package supervise
+package reexec
 
 import (
 	"encoding/binary"
@@ -320,7 +320,7 @@ func (w *wireWriter) handoffService(hs *HandoffService) {
 	w.record(func() {
 		w.service(&hs.Config)
 		w.bool(hs.Main)
-		w.string(string(hs.State))
+		w.string(hs.State)
 		w.int(int64(hs.Pid))
 		w.int(int64(hs.Pgid))
 		w.bool(hs.Exit != nil)
@@ -360,7 +360,7 @@ func (r *wireReader) handoffService(hs *HandoffService) {
 	r.record(func() {
 		r.service(&hs.Config)
 		hs.Main = r.bool()
-		hs.State = State(r.string())
+		hs.State = r.string()
 		hs.Pid = int(r.int())
 		hs.Pgid = int(r.int())
 		if r.bool() {

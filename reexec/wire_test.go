@@ -1,4 +1,4 @@
-package supervise
+package reexec
 
 import (
 	"errors"
@@ -35,7 +35,7 @@ func fullHandoff() Handoff {
 					NotifyFD: 3, Timeout: 30 * time.Second},
 				Oneshot: true, Log: config.LogPrefix,
 			},
-			Main: true, State: Stopping, Pid: 42, Pgid: 41,
+			Main: true, State: "stopping", Pid: 42, Pgid: 41,
 			Exit:      &reaper.Exit{Pid: 40, Status: 0x0100},
 			StartTime: 123456, Started: at, Retries: 2, Restarts: 9, LastExit: &last, Want: true,
 			Pipes:  []HandoffPipe{{FD: 7, Stderr: true, Carry: []byte("half a li")}},
@@ -134,7 +134,7 @@ func TestWireRecordsGrowAtTheEnd(t *testing.T) {
 		w.record(func() {
 			w.record(func() { w.string("svc") })
 			w.bool(false)
-			w.string(string(Running))
+			w.string("running")
 			w.int(42)
 		})
 	})
@@ -143,7 +143,7 @@ func TestWireRecordsGrowAtTheEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Handoff{Generation: 3, Clock: 5, Bucket: &HandoffBucket{Tokens: 1.5, Last: 6},
-		Services: []HandoffService{{Config: config.Service{Name: "svc"}, State: Running, Pid: 42}}}
+		Services: []HandoffService{{Config: config.Service{Name: "svc"}, State: "running", Pid: 42}}}
 	if !reflect.DeepEqual(h, want) {
 		t.Errorf("got %+v\nwant %+v", h, want)
 	}
@@ -192,4 +192,18 @@ func FuzzWire(f *testing.F) {
 			t.Errorf("not stable:\n%+v\n%+v", h, again)
 		}
 	})
+}
+
+// viaWire sends a handoff through the encoding Exec writes to the memfd.
+func viaWire(t *testing.T, h Handoff) Handoff {
+	t.Helper()
+	b, err := h.AppendBinary(nil)
+	if err != nil {
+		t.Fatalf("encode handoff: %v", err)
+	}
+	var out Handoff
+	if err := out.UnmarshalBinary(b); err != nil {
+		t.Fatalf("decode handoff: %v", err)
+	}
+	return out
 }

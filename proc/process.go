@@ -1,6 +1,7 @@
-// Package supervise starts and stops the processes vigil runs: the main
-// process of wrapper mode and the services of a config.
-package supervise
+// Package proc holds the process primitives of vigil: spawning through the
+// reaper, signalling groups and descendants, the terminal, users, and the
+// prefixed output of services. It decides nothing.
+package proc
 
 import (
 	"errors"

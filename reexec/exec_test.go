@@ -1,21 +1,19 @@
-package main
+package reexec
 
 import (
 	"fmt"
 	"reflect"
 	"strings"
 	"testing"
-
-	"github.com/vigil-init/vigil/supervise"
 )
 
 func TestHandoffDocument(t *testing.T) {
-	bind, err := supervise.Bind()
+	bind, err := Bind()
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := supervise.Handoff{Generation: 3, Signals: []int{10}, Services: []supervise.HandoffService{
-		{Pid: 42, State: supervise.Running, Notify: -1},
+	h := Handoff{Generation: 3, Signals: []int{10}, Services: []HandoffService{
+		{Pid: 42, State: "running", Notify: -1},
 	}}
 	doc, err := encodeHandoff(bind, &h)
 	if err != nil {
@@ -32,7 +30,7 @@ func TestHandoffDocument(t *testing.T) {
 	other := bind
 	other.StartTime++
 	foreign, _ := encodeHandoff(other, &h)
-	older := fmt.Sprintf("handoff version 1, this vigil reads %d", handoffVersion)
+	older := fmt.Sprintf("handoff version 1, this vigil reads %d", Version)
 	tests := []struct {
 		name, doc, want string
 	}{
