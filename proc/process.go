@@ -45,15 +45,29 @@ func (e *StartError) Error() string { return fmt.Sprintf("exec %s: %v", e.Argv0,
 func (e *StartError) Unwrap() error { return e.Err }
 
 // Start spawns c through the reaper, so the exit is registered before it can
-// happen. The child always leads a process group of its own, so signals can
-// go to the whole group.
+// happen; the returned channel receives it. The child always leads a process
+// group of its own, so signals can go to the whole group.
 func Start(r *reaper.Reaper, c Command) (int, <-chan reaper.Exit, error) {
+	ch := make(chan reaper.Exit, 1)
+	pid, err := StartTo(r, c, chanSink(ch))
+	if err != nil {
+		return 0, nil, err
+	}
+	return pid, ch, nil
+}
+
+type chanSink chan reaper.Exit
+
+func (c chanSink) Deliver(e reaper.Exit) { c <- e }
+
+// StartTo is Start with the exit delivered to sink.
+func StartTo(r *reaper.Reaper, c Command, sink reaper.Sink) (int, error) {
 	if len(c.Argv) == 0 {
-		return 0, nil, &StartError{Code: 127, Err: errors.New("empty command")}
+		return 0, &StartError{Code: 127, Err: errors.New("empty command")}
 	}
 	path, err := LookPath(c.Argv[0], envValue(c.Env, "PATH"), c.Dir)
 	if err != nil {
-		return 0, nil, err
+		return 0, err
 	}
 	files := c.Files
 	if files == nil {
@@ -70,11 +84,11 @@ func Start(r *reaper.Reaper, c Command) (int, <-chan reaper.Exit, error) {
 	default:
 		sys.Setpgid = true
 	}
-	pid, exits, err := r.Spawn(path, c.Argv, &syscall.ProcAttr{Dir: c.Dir, Env: c.Env, Files: files, Sys: sys})
+	pid, err := r.SpawnTo(sink, path, c.Argv, &syscall.ProcAttr{Dir: c.Dir, Env: c.Env, Files: files, Sys: sys})
 	if err != nil {
-		return 0, nil, &StartError{Argv0: c.Argv[0], Code: codeFor(err), Err: err}
+		return 0, &StartError{Argv0: c.Argv[0], Code: codeFor(err), Err: err}
 	}
-	return pid, exits, nil
+	return pid, nil
 }
 
 // codeFor maps an exec error to the status tini and shells use.

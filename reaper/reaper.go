@@ -4,6 +4,11 @@
 // before its owner is known. Exits of unknown PIDs (orphans re-parented to an
 // init or a subreaper) are counted and handed to an optional callback.
 //
+// Exits are collected under the lock and delivered after it is released
+// (containerd's shape): a slow receiver can never stop a spawn. Delivery
+// itself never blocks: each owner's Sink (a buffered channel, or a Queue
+// its consumer drains) takes every exit at once.
+//
 // The package decides nothing: what an exit means is the caller's business.
 package reaper
 
@@ -21,7 +26,19 @@ import (
 type Exit struct {
 	Pid    int
 	Status unix.WaitStatus
+	// Orphan: no Spawn or Adopt registered the PID (a process re-parented
+	// to this init or subreaper).
+	Orphan bool
 }
+
+// Sink receives exits. Deliver is called from the reaper's goroutine,
+// outside its lock, and must not block.
+type Sink interface{ Deliver(Exit) }
+
+// exitChan is a Sink for one child: its buffer holds the one exit.
+type exitChan chan Exit
+
+func (c exitChan) Deliver(e Exit) { c <- e }
 
 // Code is the status a shell would report: the exit status, or 128+S for a
 // process killed by signal S.
@@ -44,20 +61,25 @@ type Reaper struct {
 	wake     chan os.Signal
 	onOrphan func(Exit)
 
+	// deliver is held from a pass's first wait4 until its last delivery,
+	// so Hold (which takes it first) knows every exit reaped so far has
+	// reached its sink.
+	deliver sync.Mutex
 	mu      sync.Mutex
-	owners  map[int]chan Exit
+	owners  map[int]Sink
 	idle    []chan struct{} // closed when a pass finds no child left
 	orphans uint64
 }
 
 // New makes a reaper woken by SIGCHLD. onOrphan, if not nil, is called from
-// the reaper's goroutine for each exit that has no owner; it must not block.
+// the reaper's goroutine, outside its lock, for each exit that has no owner;
+// it must not block.
 func New(onOrphan func(Exit)) *Reaper {
 	r := &Reaper{
 		// One slot is enough: every wake-up drains all exits.
 		wake:     make(chan os.Signal, 1),
 		onOrphan: onOrphan,
-		owners:   make(map[int]chan Exit),
+		owners:   make(map[int]Sink),
 	}
 	signal.Notify(r.wake, unix.SIGCHLD)
 	return r
@@ -67,15 +89,24 @@ func New(onOrphan func(Exit)) *Reaper {
 // lock is released. The returned channel receives the child's exit exactly
 // once; it is buffered, so the reaper never waits for the owner.
 func (r *Reaper) Spawn(argv0 string, argv []string, attr *syscall.ProcAttr) (int, <-chan Exit, error) {
+	ch := make(exitChan, 1)
+	pid, err := r.SpawnTo(ch, argv0, argv, attr)
+	if err != nil {
+		return 0, nil, err
+	}
+	return pid, ch, nil
+}
+
+// SpawnTo is Spawn with the exit delivered to sink.
+func (r *Reaper) SpawnTo(sink Sink, argv0 string, argv []string, attr *syscall.ProcAttr) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	pid, err := syscall.ForkExec(argv0, argv, attr)
 	if err != nil {
-		return 0, nil, err
+		return 0, err
 	}
-	ch := make(chan Exit, 1)
-	r.owners[pid] = ch
-	return pid, ch, nil
+	r.owners[pid] = sink
+	return pid, nil
 }
 
 // Run reaps on every SIGCHLD until done is closed. It makes one pass first:
@@ -99,12 +130,17 @@ func (r *Reaper) Kick() {
 	}
 }
 
-// Reap collects every exited child without blocking and returns how many it
-// collected.
+// Reap collects every exited child without blocking, delivers the exits
+// once the lock is released, and returns how many it collected.
 func (r *Reaper) Reap() int {
+	r.deliver.Lock()
+	defer r.deliver.Unlock()
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	n := 0
+	var (
+		exits []Exit
+		sinks []Sink
+		idle  []chan struct{}
+	)
 	for {
 		var ws unix.WaitStatus
 		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
@@ -112,27 +148,43 @@ func (r *Reaper) Reap() int {
 			continue
 		}
 		if errors.Is(err, unix.ECHILD) {
-			for _, ch := range r.idle {
-				close(ch)
-			}
-			r.idle = nil
-			return n
+			idle, r.idle = r.idle, nil
+			break
 		}
 		if err != nil || pid <= 0 {
-			return n
+			break
 		}
-		n++
 		e := Exit{Pid: pid, Status: ws}
-		if ch, ok := r.owners[pid]; ok {
+		sink, ok := r.owners[pid]
+		if ok {
 			delete(r.owners, pid)
-			ch <- e
-			continue
+		} else {
+			e.Orphan = true
+			r.orphans++
 		}
-		r.orphans++
-		if r.onOrphan != nil {
-			r.onOrphan(e)
+		exits = append(exits, e)
+		sinks = append(sinks, sink)
+	}
+	r.mu.Unlock()
+	// Owners first: an orphan's receiver may be slow (it logs).
+	for i, e := range exits {
+		if sinks[i] != nil {
+			sinks[i].Deliver(e)
 		}
 	}
+	if r.onOrphan != nil {
+		for i, e := range exits {
+			if sinks[i] == nil {
+				r.onOrphan(e)
+			}
+		}
+	}
+	// After the deliveries: whoever waits for no child left has every
+	// exit in hand by then.
+	for _, ch := range idle {
+		close(ch)
+	}
+	return len(exits)
 }
 
 // NoChildren returns a channel that is closed once a pass finds that the
@@ -158,25 +210,21 @@ func (r *Reaper) Stop() { signal.Stop(r.wake) }
 
 // Adopt registers children this process did not spawn itself: those
 // inherited across a re-exec. Call it before the first pass of Run, so
-// their exits, even those that happened during the exec, reach the returned
-// channel. The channel has room for every one of them, so the reaper never
-// waits on it; one channel for them all lets one goroutine watch a
-// thousand adopted services, where a goroutine each cost a tenth of the
-// re-exec's pause in fresh stacks.
-func (r *Reaper) Adopt(pids ...int) <-chan Exit {
+// their exits, even those that happened during the exec, reach sink.
+func (r *Reaper) Adopt(sink Sink, pids ...int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	ch := make(chan Exit, len(pids))
 	for _, pid := range pids {
-		r.owners[pid] = ch
+		r.owners[pid] = sink
 	}
-	return ch
 }
 
 // Hold stops all reaping until Release is called: before a re-exec hands
 // the PIDs of the children over, none of them may be reaped (and so freed
-// for reuse). Release must be called if the exec fails.
+// for reuse). Every exit reaped before the hold has been delivered to its
+// sink when Hold returns. Release must be called if the exec fails.
 func (r *Reaper) Hold() Held {
+	r.deliver.Lock()
 	r.mu.Lock()
 	return Held{r}
 }
@@ -194,4 +242,42 @@ func (h Held) Owns(pid int) bool {
 }
 
 // Release lets the reaper run again.
-func (h Held) Release() { h.r.mu.Unlock() }
+func (h Held) Release() {
+	h.r.mu.Unlock()
+	h.r.deliver.Unlock()
+}
+
+// Queue is a Sink its consumer drains: exits of any number of children
+// wait in it, in the order they were reaped, and Ready tells the consumer
+// there are some. One queue for all services replaces a goroutine per run.
+type Queue struct {
+	mu    sync.Mutex
+	exits []Exit
+	ready chan struct{}
+}
+
+// NewQueue makes an empty queue.
+func NewQueue() *Queue { return &Queue{ready: make(chan struct{}, 1)} }
+
+// Deliver appends e and wakes the consumer; it never blocks.
+func (q *Queue) Deliver(e Exit) {
+	q.mu.Lock()
+	q.exits = append(q.exits, e)
+	q.mu.Unlock()
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+// Ready receives a value when exits may be waiting.
+func (q *Queue) Ready() <-chan struct{} { return q.ready }
+
+// Take removes and returns every exit waiting.
+func (q *Queue) Take() []Exit {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	out := q.exits
+	q.exits = nil
+	return out
+}

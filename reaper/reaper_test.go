@@ -172,13 +172,13 @@ func TestHoldAndAdopt(t *testing.T) {
 
 // adoptLocked is Adopt for a caller already holding the lock (the test's Hold).
 func (r *Reaper) adoptLocked(pid int) <-chan Exit {
-	ch := make(chan Exit, 1)
+	ch := make(exitChan, 1)
 	r.owners[pid] = ch
 	return ch
 }
 
 // TestAdoptMany: children adopted together deliver their exits, each once,
-// on one channel that never makes the reaper wait.
+// to one queue that never makes the reaper wait.
 func TestAdoptMany(t *testing.T) {
 	r := New(nil)
 	defer r.Stop()
@@ -192,20 +192,73 @@ func TestAdoptMany(t *testing.T) {
 		codes[pid] = code
 		pids = append(pids, pid)
 	}
-	ch := r.Adopt(pids...)
+	q := NewQueue()
+	r.Adopt(q, pids...)
+	var got []Exit
 	deadline := time.Now().Add(30 * time.Second)
-	for len(ch) < len(pids) && time.Now().Before(deadline) {
+	for len(got) < len(pids) && time.Now().Before(deadline) {
 		r.Reap()
+		got = append(got, q.Take()...)
 		time.Sleep(5 * time.Millisecond)
 	}
-	for range pids {
-		e := <-ch
-		if want, ok := codes[e.Pid]; !ok || e.Code() != want {
-			t.Errorf("exit %+v code %d: want one of %v", e, e.Code(), codes)
+	for _, e := range got {
+		if want, ok := codes[e.Pid]; !ok || e.Code() != want || e.Orphan {
+			t.Errorf("exit %+v code %d: want one of %v, owned", e, e.Code(), codes)
 		}
 		delete(codes, e.Pid)
 	}
-	if len(ch) != 0 || len(codes) != 0 {
-		t.Errorf("%d more exits, %d missing", len(ch), len(codes))
+	if more := q.Take(); len(more) != 0 || len(codes) != 0 {
+		t.Errorf("%d more exits, %d missing", len(more), len(codes))
+	}
+}
+
+// TestOrphanCallbackOutsideLock: a receiver of orphans that blocks (a log
+// line to a stalled stderr) must not stop a spawn, nor the delivery of an
+// owned exit.
+func TestOrphanCallbackOutsideLock(t *testing.T) {
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	stall := make(chan struct{})
+	seen := make(chan Exit, 1)
+	r := New(func(e Exit) {
+		seen <- e
+		<-stall
+	})
+	defer r.Stop()
+	done := make(chan struct{})
+	reaped := make(chan struct{})
+	go func() {
+		defer close(reaped)
+		r.Run(done)
+	}()
+	defer func() {
+		close(done)
+		<-reaped
+	}()
+	defer close(stall)
+	pid, ch := spawn(t, r, "sh -c 'exit 4' & exit 0")
+	expectExit(t, ch, pid, 0)
+	select {
+	case e := <-seen:
+		if !e.Orphan || e.Code() != 4 {
+			t.Fatalf("orphan %+v", e)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the orphan was not handed over")
+	}
+	// The orphan's receiver is stuck now; a spawn must still go through.
+	spawned := make(chan error, 1)
+	go func() {
+		_, _, err := r.Spawn("/bin/true", []string{"true"}, &syscall.ProcAttr{Files: []uintptr{0, 1, 2}})
+		spawned <- err
+	}()
+	select {
+	case err := <-spawned:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("a spawn waited for the orphan's receiver")
 	}
 }

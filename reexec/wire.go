@@ -328,6 +328,7 @@ func (w *wireWriter) handoffService(hs *HandoffService) {
 			w.record(func() {
 				w.int(int64(hs.Exit.Pid))
 				w.uint(uint64(hs.Exit.Status))
+				w.bool(hs.Exit.Orphan)
 			})
 		}
 		w.uint(hs.StartTime)
@@ -368,6 +369,7 @@ func (r *wireReader) handoffService(hs *HandoffService) {
 			r.record(func() {
 				hs.Exit.Pid = int(r.int())
 				hs.Exit.Status = unix.WaitStatus(r.uint())
+				hs.Exit.Orphan = r.bool()
 			})
 		}
 		hs.StartTime = r.uint()

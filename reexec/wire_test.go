@@ -36,7 +36,7 @@ func fullHandoff() Handoff {
 				Oneshot: true, Log: config.LogPrefix,
 			},
 			Main: true, State: "stopping", Pid: 42, Pgid: 41,
-			Exit:      &reaper.Exit{Pid: 40, Status: 0x0100},
+			Exit:      &reaper.Exit{Pid: 40, Status: 0x0100, Orphan: true},
 			StartTime: 123456, Started: at, Retries: 2, Restarts: 9, LastExit: &last, Want: true,
 			Pipes:  []HandoffPipe{{FD: 7, Stderr: true, Carry: []byte("half a li")}},
 			Notify: 9, Due: 6e9, Reserved: true, Stopping: true, KillAt: 8e9, RestartAfterStop: true,

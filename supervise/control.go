@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"reflect"
 	"slices"
 	"syscall"
-	"time"
 
 	"github.com/vigil-init/vigil/config"
-	"golang.org/x/sys/unix"
+	"github.com/vigil-init/vigil/control"
 )
 
 // The methods in this file are the operator's verbs (`vigil status`, `start`,
@@ -24,17 +24,8 @@ var ErrUnknown = errors.New("unknown service")
 // ErrStopped means the supervisor has finished and takes no more requests.
 var ErrStopped = errors.New("vigil is shutting down")
 
-// Status is one service as the operator sees it.
-type Status struct {
-	Name     string
-	State    State
-	Pid      int
-	Started  time.Time // start of the current or last run; zero if never
-	Restarts int
-	Retries  int
-	LastExit *int
-	Ready    bool
-}
+// ErrWrapper answers the verbs that make no sense in wrapper mode.
+var ErrWrapper = errors.New("wrapper mode runs only the main process, which is not started or stopped on request")
 
 // watcher is a verb waiting for a condition; check runs on the supervisor's
 // goroutine after every event until it reports done or an error.
@@ -48,7 +39,7 @@ type watcher struct {
 func (s *Supervisor) call(ctx context.Context, f func()) error {
 	ran := make(chan struct{})
 	select {
-	case s.events <- func() { f(); close(ran) }:
+	case s.events <- callEvent{func() { f(); close(ran) }}:
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-s.quit:
@@ -129,18 +120,14 @@ func (s *Supervisor) lookup(names []string) ([]*service, error) {
 }
 
 // Status reports the named services (all when none is named).
-func (s *Supervisor) Status(ctx context.Context, names []string) ([]Status, error) {
-	var out []Status
+func (s *Supervisor) Status(ctx context.Context, names []string) ([]control.ServiceStatus, error) {
+	var out []control.ServiceStatus
 	var lerr error
 	err := s.call(ctx, func() {
 		var list []*service
 		list, lerr = s.lookup(names)
 		for _, svc := range list {
-			out = append(out, Status{
-				Name: svc.Name, State: svc.state, Pid: svc.pid, Started: svc.started,
-				Restarts: svc.restarts, Retries: svc.retries, LastExit: svc.lastExit,
-				Ready: svc.ready() || (svc.state == Exited),
-			})
+			out = append(out, svc.status())
 		}
 	})
 	if err != nil {
@@ -176,6 +163,9 @@ func (s *Supervisor) Start(ctx context.Context, names []string) error {
 		if s.shuttingDown {
 			return ErrStopped
 		}
+		if s.o.Wrapper {
+			return ErrWrapper
+		}
 		for _, svc := range list {
 			s.startNow(svc)
 		}
@@ -185,18 +175,17 @@ func (s *Supervisor) Start(ctx context.Context, names []string) error {
 
 // startNow makes svc wanted and starts it if it is not running: a given-up,
 // stopped, exited or blocked service gets a fresh run, a service in backoff
-// skips the rest of its wait.
+// skips the rest of its wait. A stopping one starts again once down.
 func (s *Supervisor) startNow(svc *service) {
-	svc.want = true
-	if svc.pid != 0 || svc.stopping {
+	svc.desired = wantUp
+	if svc.pid != 0 || svc.state == Stopping {
 		return
 	}
 	if svc.state == GivenUp {
 		svc.retries = 0
 	}
-	s.cancelTimer(svc)
-	svc.state = Starting
-	svc.blockLog = false
+	s.disarm(svc)
+	s.become(svc, Starting, slog.LevelDebug, "")
 	s.tryStart(svc)
 }
 
@@ -229,33 +218,38 @@ func (s *Supervisor) Stop(ctx context.Context, names []string) error {
 		if list, err = s.lookup(names); err != nil {
 			return err
 		}
+		if s.o.Wrapper {
+			return ErrWrapper
+		}
 		for _, svc := range list {
 			s.stopNow(svc)
 		}
 		return nil
-	}, func() (bool, error) { return stopped(list), nil })
+	}, func() (bool, error) { return s.stopped(list), nil })
 }
 
 func (s *Supervisor) stopNow(svc *service) {
-	svc.want = false
-	if svc.stopping {
+	if svc.desired == wantUp {
+		svc.desired = wantDown
+	}
+	if svc.state == Stopping {
 		// Stopping already: its timer is the SIGKILL, which a second
 		// vigil stop (or a client asking again after a re-exec) must not
 		// cancel, or a service deaf to its stop signal would never die.
 		return
 	}
-	s.cancelTimer(svc)
+	s.disarm(svc)
 	s.stopReadyCheck(svc)
-	if svc.alive() {
+	if s.alive(svc) {
 		s.stop(svc)
 		return
 	}
-	svc.state = Stopped
+	s.become(svc, Stopped, slog.LevelDebug, "")
 }
 
-func stopped(list []*service) bool {
+func (s *Supervisor) stopped(list []*service) bool {
 	for _, svc := range list {
-		if svc.alive() || svc.stopping {
+		if s.alive(svc) || svc.state == Stopping {
 			return false
 		}
 	}
@@ -264,6 +258,9 @@ func stopped(list []*service) bool {
 
 // Restart stops the named services, then starts them: each gets a new PID.
 func (s *Supervisor) Restart(ctx context.Context, names []string) error {
+	if s.o.Wrapper {
+		return ErrWrapper
+	}
 	if err := s.Stop(ctx, names); err != nil {
 		return err
 	}
@@ -284,7 +281,7 @@ func (s *Supervisor) Signal(ctx context.Context, sig syscall.Signal, names []str
 				serr = errors.Join(serr, fmt.Errorf("%s is not running (%s)", svc.Name, svc.state))
 				continue
 			}
-			if err := unix.Kill(-svc.pgid, sig); err != nil {
+			if err := s.procs.Signal(svc.pgid, sig); err != nil {
 				serr = errors.Join(serr, fmt.Errorf("%s: %w", svc.Name, err))
 			}
 		}
@@ -306,6 +303,7 @@ func (s *Supervisor) Reset(ctx context.Context, names []string) error {
 		}
 		for _, svc := range list {
 			svc.retries = 0
+			s.dirty = true
 			if svc.state == GivenUp && !s.shuttingDown {
 				s.startNow(svc)
 			}
@@ -328,11 +326,14 @@ func (s *Supervisor) Reload(ctx context.Context, services []config.Service) erro
 		if s.shuttingDown {
 			return ErrStopped
 		}
+		if s.o.Wrapper {
+			return ErrWrapper
+		}
 		touched = s.applyReload(services)
 		return nil
 	}, func() (bool, error) {
 		for _, svc := range touched {
-			if svc.removed && s.byName[svc.Name] == svc || svc.restartAfterStop {
+			if svc.state == Stopping || svc.desired == wantGone && s.byName[svc.Name] == svc {
 				return false, nil
 			}
 		}
@@ -357,21 +358,23 @@ func (s *Supervisor) applyReload(services []config.Service) []*service {
 		switch {
 		case !ok:
 			s.log.Info("reload: removing", "service", svc.Name)
-			svc.removed = true
 			s.stopNow(svc)
-			if !svc.stopping {
+			svc.desired = wantGone
+			if svc.state != Stopping {
 				s.remove(svc)
 			}
 			down = append(down, svc)
 		case needsRestart(svc.Service, c):
 			s.log.Info("reload: changed, restarting", "service", svc.Name)
 			svc.Service = c
-			wanted := svc.want
+			wanted := svc.desired == wantUp
 			s.stopNow(svc)
-			if wanted && svc.stopping {
-				svc.restartAfterStop = true
-			} else if wanted {
-				s.startNow(svc)
+			if wanted {
+				// Started again at once, or once its group is gone.
+				svc.desired = wantUp
+				if svc.state != Stopping {
+					s.startNow(svc)
+				}
 			}
 			down = append(down, svc)
 		default:
@@ -386,7 +389,7 @@ func (s *Supervisor) applyReload(services []config.Service) []*service {
 	}
 	s.link()
 	for _, svc := range s.order {
-		if svc.state == Starting && svc.pid == 0 && svc.timer == nil {
+		if svc.state == Starting && svc.pid == 0 && svc.timer.kind == noTimer {
 			s.tryStart(svc)
 		}
 	}
@@ -398,25 +401,4 @@ func (s *Supervisor) applyReload(services []config.Service) []*service {
 func needsRestart(a, b config.Service) bool {
 	return !slices.Equal(a.Argv, b.Argv) || a.Dir != b.Dir || !slices.Equal(a.Env, b.Env) ||
 		a.User != b.User || a.Log != b.Log || !reflect.DeepEqual(a.Ready, b.Ready)
-}
-
-func (s *Supervisor) remove(svc *service) {
-	s.cancelTimer(svc)
-	s.order = slices.DeleteFunc(s.order, func(x *service) bool { return x == svc })
-	delete(s.byName, svc.Name)
-}
-
-// link rebuilds the dependency edges from the services' DependsOn.
-func (s *Supervisor) link() {
-	for _, svc := range s.order {
-		svc.deps, svc.users = nil, nil
-	}
-	for _, svc := range s.order {
-		for _, name := range svc.DependsOn {
-			if d := s.byName[name]; d != nil {
-				svc.deps = append(svc.deps, d)
-				d.users = append(d.users, svc)
-			}
-		}
-	}
 }

@@ -98,13 +98,15 @@ func testSupervisor(t *testing.T, o Options) *Supervisor {
 	}
 	t.Cleanup(func() {
 		for _, svc := range s.order {
-			s.cancelTimer(svc)
+			s.disarm(svc)
 			if svc.pid != 0 {
 				// Spawned when the test did not expect it: not left behind.
 				syscall.Kill(-svc.pid, syscall.SIGKILL)
 			}
 		}
-		s.devnull.Close()
+		if s.devnull != nil {
+			s.devnull.Close()
+		}
 	})
 	return s
 }
@@ -138,9 +140,9 @@ func TestHandoffCarriesPendingRestarts(t *testing.T) {
 	backoff, waiting := old.byName["backoff"], old.byName["waiting"]
 	old.judge(backoff, 1, 0) // failed: backoff an hour
 	old.restart(waiting)     // the bucket is empty: its token comes in an hour
-	if backoff.state != Backoff || waiting.state != Starting || !waiting.reserved || backoff.reserved {
+	if backoff.state != Backoff || waiting.state != Starting || !(waiting.timer.kind == tokenDue) || (backoff.timer.kind == tokenDue) {
 		t.Fatalf("before the freeze: backoff %s reserved %v, waiting %s reserved %v",
-			backoff.state, backoff.reserved, waiting.state, waiting.reserved)
+			backoff.state, (backoff.timer.kind == tokenDue), waiting.state, (waiting.timer.kind == tokenDue))
 	}
 	tokens := old.limiter.tokens
 	h, _, thaw := old.freeze()
@@ -168,9 +170,9 @@ func TestHandoffCarriesPendingRestarts(t *testing.T) {
 	}
 	for _, tc := range tests {
 		svc := s.byName[tc.name]
-		if svc.pid != 0 || svc.timer == nil || svc.state != tc.state || svc.reserved != tc.reserved || !near(svc.due, time.Hour) {
+		if svc.pid != 0 || svc.timer.kind == noTimer || svc.state != tc.state || (svc.timer.kind == tokenDue) != tc.reserved || !near(svc.timer.at, time.Hour) {
 			t.Errorf("%s after the re-exec: pid %d, timer %v, state %s, reserved %v, due in %s; want no pid, a timer, %s, reserved %v, due in 1h",
-				tc.name, svc.pid, svc.timer != nil, svc.state, svc.reserved, time.Until(svc.due).Round(time.Second), tc.state, tc.reserved)
+				tc.name, svc.pid, svc.timer.kind != noTimer, svc.state, (svc.timer.kind == tokenDue), time.Until(svc.timer.at).Round(time.Second), tc.state, tc.reserved)
 		}
 	}
 }
@@ -246,8 +248,8 @@ func TestResumeHonoursPendingRestart(t *testing.T) {
 			if tc.spawns {
 				// The timer fired at once; run what it posted, as the loop would.
 				select {
-				case f := <-s.events:
-					f()
+				case ev := <-s.events:
+					s.handle(ev)
 				case <-time.After(30 * time.Second):
 					t.Fatal("the restart that came due did not fire")
 				}
@@ -257,23 +259,22 @@ func TestResumeHonoursPendingRestart(t *testing.T) {
 				pid := svc.pid
 				syscall.Kill(-pid, syscall.SIGKILL)
 				select {
-				case f := <-s.events: // its exit: the reaper let go of it
-					_ = f
+				case <-s.o.Exits.Ready(): // its exit: the reaper let go of it
 				case <-time.After(30 * time.Second):
 					t.Fatalf("pid %d not reaped", pid)
 				}
 			} else {
 				if tc.dueIn < 0 {
 					select {
-					case f := <-s.events:
-						f()
+					case ev := <-s.events:
+						s.handle(ev)
 					case <-time.After(30 * time.Second):
 						t.Fatal("the backoff that ended did not fire")
 					}
 				}
-				if svc.pid != 0 || svc.timer == nil || svc.state != tc.waitState || svc.reserved != tc.reserves || !near(svc.due, tc.waitDue) {
+				if svc.pid != 0 || svc.timer.kind == noTimer || svc.state != tc.waitState || (svc.timer.kind == tokenDue) != tc.reserves || !near(svc.timer.at, tc.waitDue) {
 					t.Errorf("pid %d, timer %v, state %s, reserved %v, due in %s; want no pid, a timer, %s, reserved %v, due in %s",
-						svc.pid, svc.timer != nil, svc.state, svc.reserved, time.Until(svc.due).Round(time.Second),
+						svc.pid, svc.timer.kind != noTimer, svc.state, (svc.timer.kind == tokenDue), time.Until(svc.timer.at).Round(time.Second),
 						tc.waitState, tc.reserves, tc.waitDue)
 				}
 			}
@@ -290,8 +291,8 @@ func TestResumeHonoursPendingRestart(t *testing.T) {
 }
 
 // TestAdoptWatchesExits adopts children handed over, one of them not the
-// process the handoff names: the others are watched, by one goroutine, and
-// each exit reaches the loop with its service's reaped set first.
+// process the handoff names: the others' exits reach the loop through the
+// one exit queue.
 func TestAdoptWatchesExits(t *testing.T) {
 	for _, early := range []bool{false, true} {
 		t.Run(fmt.Sprintf("checked early %v", early), func(t *testing.T) {
@@ -328,18 +329,20 @@ func TestAdoptWatchesExits(t *testing.T) {
 				}
 				syscall.Kill(s.byName[name].pid, syscall.SIGKILL)
 			}
-			for range 2 {
+			for got := 0; got < 2; {
 				select {
-				case f := <-s.events:
-					f()
+				case <-s.o.Exits.Ready():
+					exits := s.o.Exits.Take()
+					got += len(exits)
+					s.onExits(exits)
 				case <-time.After(30 * time.Second):
 					t.Fatal("an adopted child's exit did not reach the loop")
 				}
 			}
 			for _, name := range []string{"a", "b"} {
 				svc := s.byName[name]
-				if svc.pid != 0 || svc.lastExit == nil || *svc.lastExit != 137 || svc.reaped.Load() == nil {
-					t.Errorf("%s after its exit: pid %d, last exit %v, reaped %v", name, svc.pid, svc.lastExit, svc.reaped.Load())
+				if svc.pid != 0 || svc.lastExit == nil || *svc.lastExit != 137 {
+					t.Errorf("%s after its exit: pid %d, last exit %v", name, svc.pid, svc.lastExit)
 				}
 			}
 		})

@@ -32,28 +32,36 @@ func (s *Supervisor) watchReady(svc *service, env []string) {
 	notify := svc.notify
 	svc.notify = nil
 	if check.Timeout > 0 {
-		s.after(svc, check.Timeout, func() {
-			if svc.run != run || svc.state != Running {
-				return
-			}
-			s.log.Error("not ready in time: the run counts as failed", "service", svc.Name, "timeout", check.Timeout)
-			svc.failRun = true
-			s.stopReadyCheck(svc)
-			s.signalStop(svc)
-		})
+		s.arm(svc, readyTimeout, s.clock.Now().Add(check.Timeout))
 	}
 	go func() {
-		if waitReady(ctx, check, notify, s.o.Reaper, env, s.devnull.Fd()) != nil {
-			return
+		if waitReady(ctx, check, notify, s.o.Reaper, env, s.devnull.Fd()) == nil {
+			s.post(readyEvent{svc, run})
 		}
-		s.post(func() {
-			if svc.run == run && svc.state == Running {
-				s.cancelTimer(svc)
-				s.stopReadyCheck(svc)
-				s.becomeReady(svc)
-			}
-		})
 	}()
+}
+
+// readyPassed makes svc ready if the check that passed is its current run's.
+func (s *Supervisor) readyPassed(svc *service, run int) {
+	if svc.run != run || svc.state != Running {
+		return
+	}
+	if svc.timer.kind == readyTimeout {
+		s.disarm(svc)
+	}
+	s.stopReadyCheck(svc)
+	s.becomeReady(svc)
+}
+
+// readyTimedOut fails a run whose check did not pass in time.
+func (s *Supervisor) readyTimedOut(svc *service) {
+	if svc.state != Running {
+		return
+	}
+	s.log.Error("not ready in time: the run counts as failed", "service", svc.Name, "timeout", svc.Ready.Timeout)
+	svc.runFailed = true
+	s.stopReadyCheck(svc)
+	s.signalStop(svc)
 }
 
 func (s *Supervisor) stopReadyCheck(svc *service) {

@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
-	"runtime"
 	"slices"
 	"syscall"
 	"time"
@@ -14,22 +14,41 @@ import (
 	"github.com/vigil-init/vigil/reexec"
 )
 
-// Freeze stops the supervisor's world for a re-exec, on its goroutine (use
-// it inside exec below): the pumps stop at a line boundary, the reaper is
-// held so no listed PID can be freed, pending signals are drained. It
-// returns the handoff, the descriptors that must survive the exec, and
-// thaw, which undoes it all if the exec fails.
+// Reexecer replaces the running vigil by the binary on disk.
+type Reexecer interface {
+	// Check runs the new binary once; an error keeps the old vigil.
+	Check() error
+	// Exec does not return if it succeeds.
+	Exec(h reexec.Handoff, keep []int) error
+}
+
+// freeze stops the supervisor's world for a re-exec, on its goroutine: the
+// pumps stop at a line boundary, the reaper is held so no listed PID can be
+// freed, pending signals are drained. It returns the handoff, the
+// descriptors that must survive the exec, and thaw, which undoes it all if
+// the exec fails.
 func (s *Supervisor) freeze() (h reexec.Handoff, keep []int, thaw func()) {
 	s.stopPumps()
 	held := s.o.Reaper.Hold()
+	// Every exit reaped before the hold is in the queue now (Hold waits for
+	// deliveries): a leader reaped but not yet handled is handed over with
+	// its exit, and nothing else the queue holds is lost.
+	pending := s.o.Exits.Take()
+	exitOf := make(map[int]reaper.Exit, len(pending))
+	for _, e := range pending {
+		if !e.Orphan {
+			exitOf[e.Pid] = e
+		}
+	}
 	h.Generation = s.o.Generation + 1
 	h.Panics = s.panics
-	clock, clockErr := reexec.ReadClock()
-	if clockErr != nil {
-		s.log.Error("the respawn limit and pending restarts start afresh in the new image", "err", clockErr)
+	var clock *reexec.Clock
+	if c, err := reexec.ReadClock(); err != nil {
+		s.log.Error("the respawn limit and pending restarts start afresh in the new image", "err", err)
 	} else {
-		h.Clock = clock.Mono
-		h.Bucket = s.limiter.handoff(clock)
+		clock = &c
+		h.Clock = c.Mono
+		h.Bucket = s.limiter.handoff(c)
 	}
 	for {
 		select {
@@ -44,30 +63,21 @@ func (s *Supervisor) freeze() (h reexec.Handoff, keep []int, thaw func()) {
 	// megabytes during the pause.
 	h.Services = make([]reexec.HandoffService, 0, len(s.order))
 	for _, svc := range s.order {
-		hs := reexec.HandoffService{
-			Config: svc.Service, Main: svc.isMain, State: string(svc.state), Pid: svc.pid, Pgid: svc.pgid,
-			Started: svc.started, Retries: svc.retries, Restarts: svc.restarts, LastExit: svc.lastExit,
-			Want: svc.want, Notify: -1,
-		}
-		if clockErr == nil && svc.timer != nil && !svc.due.IsZero() {
-			hs.Due, hs.Reserved = clock.ToMono(svc.due), svc.reserved
-		}
-		hs.Stopping, hs.RestartAfterStop = svc.stopping, svc.restartAfterStop
-		if svc.timer != nil && !svc.killAt.IsZero() {
-			// Without a clock, at once: late rather than never.
-			hs.KillAt = 1
-			if clockErr == nil {
-				hs.KillAt = clock.ToMono(svc.killAt)
-			}
-		}
+		hs := svc.handoff(clock)
 		if svc.pid != 0 {
-			// Still there (running, or a zombie the held reaper keeps)?
-			if held.Owns(svc.pid) {
+			switch e, reaped := exitOf[svc.pid]; {
+			case held.Owns(svc.pid):
+				// Running, or a zombie the held reaper keeps.
 				hs.StartTime = svc.startTime
-			} else {
-				// Reaped before the hold, so its exit is already on its
-				// way to the loop; take it from there.
-				hs.Pid, hs.Exit = 0, awaitReaped(svc)
+			case reaped:
+				hs.Pid, hs.Exit = 0, &e
+			default:
+				// Neither running nor in the queue: cannot happen while the
+				// reaper delivers before Hold returns. Should it, the new
+				// image restarts the service rather than wait for an exit
+				// that never comes.
+				s.log.Error("internal error: a service's exit is missing at re-exec; handing it over as ended", "service", svc.Name, "pid", svc.pid)
+				hs.Pid, hs.Exit = 0, &reaper.Exit{Pid: svc.pid, Status: 255 << 8}
 			}
 		}
 		for _, p := range svc.pumps {
@@ -83,33 +93,14 @@ func (s *Supervisor) freeze() (h reexec.Handoff, keep []int, thaw func()) {
 	}
 	return h, keep, func() {
 		held.Release()
+		for _, e := range pending {
+			s.o.Exits.Deliver(e)
+		}
 		for _, sig := range h.Signals {
 			s.onSignal(syscall.Signal(sig))
 		}
 		s.startPumps()
 	}
-}
-
-// awaitReaped waits for the watcher of a reaped leader to store its exit;
-// the reaper handed it over before the hold, so this is a matter of the
-// watcher goroutine being scheduled.
-func awaitReaped(svc *service) *reaper.Exit {
-	deadline := time.Now().Add(2 * time.Second)
-	for time.Now().Before(deadline) {
-		if e := svc.reaped.Load(); e != nil {
-			return e
-		}
-		runtime.Gosched()
-	}
-	return nil
-}
-
-// Reexecer replaces the running vigil by the binary on disk.
-type Reexecer interface {
-	// Check runs the new binary once; an error keeps the old vigil.
-	Check() error
-	// Exec does not return if it succeeds.
-	Exec(h reexec.Handoff, keep []int) error
 }
 
 // reexecDelay lets the reply to `vigil reexec` reach the client before the
@@ -120,6 +111,9 @@ const reexecDelay = 100 * time.Millisecond
 // services keep running, not restarted. A failed check is returned; a
 // failed exec is logged and vigil carries on.
 func (s *Supervisor) Reexec(ctx context.Context) error {
+	if s.o.Wrapper {
+		return errors.New("re-exec needs supervisor mode: wrapper mode has nothing to carry over")
+	}
 	if s.o.Reexec == nil {
 		return errors.New("re-exec is not available")
 	}
@@ -127,7 +121,7 @@ func (s *Supervisor) Reexec(ctx context.Context) error {
 		return fmt.Errorf("the new binary failed its check, staying: %w", err)
 	}
 	return s.call(ctx, func() {
-		time.AfterFunc(reexecDelay, func() { s.post(func() { s.reexecNow("requested") }) })
+		s.clock.AfterFunc(reexecDelay, func() { s.post(reexecEvent{"requested"}) })
 	})
 }
 
@@ -147,53 +141,24 @@ func (s *Supervisor) reexecNow(reason string) {
 	s.log.Error("re-exec failed; carrying on", "err", err)
 }
 
-// stopPumps interrupts every pump at a line boundary and keeps its partial
-// line; the read ends stay open. Pumps that reached EOF are dropped.
-func (s *Supervisor) stopPumps() {
-	for _, svc := range s.order {
-		for _, p := range svc.pumps {
-			p.r.SetReadDeadline(time.Now())
-		}
-	}
-	for _, svc := range s.order {
-		live := svc.pumps[:0]
-		for _, p := range svc.pumps {
-			if r := <-p.stopped; !r.eof {
-				p.carry = r.left
-				live = append(live, p)
-			}
-		}
-		svc.pumps = live
-	}
-}
-
-// startPumps restarts every pump with its carried partial line.
-func (s *Supervisor) startPumps() {
-	for _, svc := range s.order {
-		for _, p := range svc.pumps {
-			p.r.SetReadDeadline(time.Time{})
-			s.runPump(svc.Name, p)
-		}
-	}
-}
-
 // adopt takes over the services of a handoff: each listed PID that is still
 // vigil's child and started at the recorded time is registered with the
-// reaper; an exit that happened during the exec is reaped on the first pass
-// and handled by policy.
-func (s *Supervisor) adopt(h reexec.Handoff) {
+// reaper, its exit to the queue; an exit that happened during the exec is
+// reaped on the first pass and handled by policy.
+func (s *Supervisor) adopt(h *reexec.Handoff) {
 	clock, err := reexec.ReadClock()
 	if err != nil {
 		// Assume the exec took no time: the limit still holds, and pending
 		// restarts come at most that much late.
 		s.log.Error("assuming the re-exec took no time", "err", err)
-		clock = reexec.Clock{Now: time.Now(), Mono: h.Clock}
+		clock = reexec.Clock{Now: s.clock.Now(), Mono: h.Clock}
 	}
 	s.limiter.restore(h.Bucket, clock)
 	s.order = slices.Grow(s.order, len(h.Services))
-	runs := make(map[int]adoptedRun, len(h.Services))
 	same := h.Same()
-	for i, hs := range h.Services {
+	var adopted []int
+	for i := range h.Services {
+		hs := &h.Services[i]
 		svc := &service{Service: hs.Config, isMain: hs.Main}
 		if hs.Main {
 			if s.main == nil {
@@ -201,11 +166,7 @@ func (s *Supervisor) adopt(h reexec.Handoff) {
 			}
 			svc = s.main
 		}
-		svc.state, svc.pgid, svc.started = State(hs.State), hs.Pgid, hs.Started
-		svc.retries, svc.restarts, svc.lastExit, svc.want = hs.Retries, hs.Restarts, hs.LastExit, hs.Want
-		if hs.Due != 0 {
-			svc.due, svc.reserved = clock.FromMono(hs.Due), hs.Reserved
-		}
+		svc.fromHandoff(hs)
 		for _, hp := range hs.Pipes {
 			out := s.o.Stdout
 			if hp.Stderr {
@@ -223,117 +184,78 @@ func (s *Supervisor) adopt(h reexec.Handoff) {
 			syscall.CloseOnExec(hs.Notify)
 			svc.notify = os.NewFile(uintptr(hs.Notify), "notify")
 		}
-		if hs.Exit != nil {
+		switch {
+		case hs.Exit != nil:
 			// Ended during the freeze: handled once the loop runs.
 			svc.pid = hs.Exit.Pid
 			svc.run++
-			ch := make(chan reaper.Exit, 1)
-			ch <- *hs.Exit
-			s.watchExit(svc, ch)
-		}
-		if hs.Pid != 0 {
-			if same[i] {
-				svc.pid, svc.startTime = hs.Pid, hs.StartTime
-				svc.run++
-				runs[hs.Pid] = adoptedRun{svc, svc.run}
-			} else {
-				s.log.Error("cannot adopt: not the process handed over", "service", svc.Name, "pid", hs.Pid)
-				svc.state = Starting
-				if hs.Want && !hs.Main {
-					// Its run ended unseen: starting it again is a restart,
-					// under the respawn limit like any other.
-					svc.state, svc.due, svc.reserved = Backoff, clock.Now, false
-				}
+			s.byPid[svc.pid] = svc
+			s.o.Exits.Deliver(*hs.Exit)
+		case hs.Pid != 0 && same[i]:
+			svc.pid, svc.startTime = hs.Pid, hs.StartTime
+			svc.run++
+			s.byPid[svc.pid] = svc
+			adopted = append(adopted, svc.pid)
+		case hs.Pid != 0:
+			s.log.Error("cannot adopt: not the process handed over", "service", svc.Name, "pid", hs.Pid)
+			svc.state = Starting
+			if hs.Want && !hs.Main {
+				// Its run ended unseen: starting it again is a restart,
+				// under the respawn limit like any other.
+				svc.state = Backoff
+				svc.timer = slot{kind: restartDue, at: clock.Now}
 			}
 		}
 		if !hs.Main {
-			// add resets the state: keep the one set above, which a failed
-			// adoption changed.
-			st := svc.state
-			s.add(svc)
-			svc.state = st
-			svc.want = hs.Want
+			s.order = append(s.order, svc)
+			s.byName[svc.Name] = svc
 		}
-		svc.stopping, svc.restartAfterStop = hs.Stopping, hs.RestartAfterStop
-		if hs.KillAt != 0 {
-			svc.killAt = clock.FromMono(hs.KillAt)
+		switch {
+		case hs.Due != 0 && hs.Reserved:
+			svc.timer = slot{kind: tokenDue, at: clock.FromMono(hs.Due)}
+		case hs.Due != 0:
+			svc.timer = slot{kind: restartDue, at: clock.FromMono(hs.Due)}
+		case hs.KillAt != 0:
+			svc.timer = slot{kind: killDue, at: clock.FromMono(hs.KillAt)}
 		}
 	}
-	s.watchAdopted(runs)
+	if len(adopted) > 0 {
+		s.o.Reaper.Adopt(s.o.Exits, adopted...)
+	}
 	s.link()
 }
 
-// adoptedRun is the run of an adopted service whose exit is awaited.
-type adoptedRun struct {
-	svc *service
-	run int
-}
-
-// watchAdopted registers the adopted children with the reaper and hands
-// their exits to the loop, as watchExit does for a single run, with one
-// goroutine for all of them. Each exit is stored in its service's reaped
-// as soon as it arrives, before the goroutine waits to post it: a freeze
-// that finds the leader reaped waits for exactly that (awaitReaped), and
-// must not wait behind another service's exit queued for a busy loop.
-func (s *Supervisor) watchAdopted(runs map[int]adoptedRun) {
-	if len(runs) == 0 {
-		return
-	}
-	pids := make([]int, 0, len(runs))
-	for pid, a := range runs {
-		a.svc.reaped.Store(nil)
-		pids = append(pids, pid)
-	}
-	exits := s.o.Reaper.Adopt(pids...)
-	go func() {
-		var queue []reaper.Exit
-		for left := len(runs); left > 0 || len(queue) > 0; {
-			var events chan<- func()
-			var next func()
-			if len(queue) > 0 {
-				e := queue[0]
-				a := runs[e.Pid]
-				events, next = s.events, func() { s.exited(a.svc, a.run, e) }
-			}
-			select {
-			case e := <-exits:
-				left--
-				runs[e.Pid].svc.reaped.Store(&e)
-				queue = append(queue, e)
-			case events <- next:
-				queue = queue[1:]
-			case <-s.quit:
-				return
-			}
-		}
-	}()
-}
-
-// resume puts adopted services that were between runs back on their way.
+// resume puts adopted services back on their way: pumps copy again, and
+// each timer handed over (a restart, a SIGKILL) is armed for its time.
 func (s *Supervisor) resume() {
 	stopping := false
 	for _, svc := range s.order {
 		for _, p := range svc.pumps {
 			s.runPump(svc.Name, p)
 		}
+		handed := svc.timer
+		svc.timer = slot{}
 		switch {
-		case svc.stopping:
+		case svc.state == Stopping:
 			// The stop signal went out from the old image; SIGKILL comes
 			// when it was due (the timer was not handed over if it had
 			// fired already).
 			stopping = true
-			if at := svc.killAt; !at.IsZero() {
-				s.armKill(svc, at)
+			if handed.kind == killDue {
+				s.arm(svc, killDue, handed.at)
 			}
 		case svc.pid != 0 && svc.state == Running && svc.Ready != nil:
 			s.watchReady(svc, append(append([]string{}, s.o.Env...), svc.Env...))
-		case svc.pid == 0 && !svc.due.IsZero() && (svc.state == Backoff || svc.state == Starting):
-			s.resumeRestart(svc)
+		case svc.pid == 0 && handed.kind == tokenDue:
+			// Took its respawn token already: only spawns at its time.
+			s.arm(svc, tokenDue, handed.at)
+		case svc.pid == 0 && handed.kind == restartDue && (svc.state == Backoff || svc.state == Starting):
+			s.arm(svc, restartDue, handed.at)
 		case svc.pid == 0 && svc.state == Backoff:
 			// No due time handed over (an older vigil, or one that could not
 			// read its clock): wait it all again.
-			svc.state = Starting
-			s.schedule(svc, restartDelay(svc.Backoff, max(svc.retries, 1), jitter()), false, func() { s.restart(svc) })
+			s.become(svc, Starting, slog.LevelDebug, "")
+			s.arm(svc, restartDue, s.clock.Now().Add(restartDelay(svc.Backoff, max(svc.retries, 1), jitter())))
 		case svc.pid == 0 && svc.state == Starting:
 			s.tryStart(svc)
 		}
@@ -342,18 +264,4 @@ func (s *Supervisor) resume() {
 		// A group that emptied during the exec has no exit left to report.
 		s.checkGroups()
 	}
-}
-
-// resumeRestart arms a restart the old image had scheduled, for the time it
-// had: a backoff that ends takes a respawn token as usual; a restart that
-// already took one (waiting for it to come due) only spawns, or the new
-// image would take a second token for it, or start it early.
-func (s *Supervisor) resumeRestart(svc *service) {
-	due, reserved := svc.due, svc.reserved
-	f := func() { s.restart(svc) }
-	if reserved {
-		f = func() { s.respawn(svc) }
-	}
-	s.schedule(svc, time.Until(due), reserved, f)
-	svc.due = due
 }

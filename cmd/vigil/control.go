@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"syscall"
-	"time"
 
 	"github.com/vigil-init/vigil/config"
 	"github.com/vigil-init/vigil/control"
@@ -92,17 +90,7 @@ func (u unknownService) Is(target error) bool { return target == control.ErrUnkn
 
 func (c supervisorControl) Status(ctx context.Context, names []string) ([]control.ServiceStatus, error) {
 	list, err := c.sup.Status(ctx, names)
-	if err != nil {
-		return nil, unknown(err)
-	}
-	out := make([]control.ServiceStatus, len(list))
-	for i, st := range list {
-		out[i] = control.ServiceStatus{
-			Name: st.Name, State: string(st.State), Pid: st.Pid, Started: st.Started,
-			Restarts: st.Restarts, Retries: st.Retries, LastExit: st.LastExit, Ready: st.Ready,
-		}
-	}
-	return out, nil
+	return list, unknown(err)
 }
 
 func (c supervisorControl) Start(ctx context.Context, names []string) error {
@@ -142,61 +130,4 @@ func (c supervisorControl) Reload(ctx context.Context) error {
 
 func (c supervisorControl) Reexec(ctx context.Context) error {
 	return c.sup.Reexec(ctx)
-}
-
-// wrapperControl answers the verbs in wrapper mode, where the only service
-// is the main process.
-type wrapperControl struct {
-	mu      sync.Mutex
-	pid     int
-	started time.Time
-}
-
-func (w *wrapperControl) set(pid int) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.pid, w.started = pid, time.Now()
-}
-
-var errWrapper = errors.New("wrapper mode runs only the main process, which is not started or stopped on request")
-
-func (w *wrapperControl) check(names []string) error {
-	for _, n := range names {
-		if n != config.MainName {
-			return fmt.Errorf("%w %q (wrapper mode has only %q)", control.ErrUnknown, n, config.MainName)
-		}
-	}
-	return nil
-}
-
-func (w *wrapperControl) Status(ctx context.Context, names []string) ([]control.ServiceStatus, error) {
-	if err := w.check(names); err != nil {
-		return nil, err
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return []control.ServiceStatus{{Name: config.MainName, State: string(supervise.Ready), Pid: w.pid, Started: w.started, Ready: true}}, nil
-}
-
-func (w *wrapperControl) Ready(ctx context.Context, names []string) (bool, error) {
-	return true, w.check(names)
-}
-
-func (w *wrapperControl) Signal(ctx context.Context, sig syscall.Signal, names []string) error {
-	if err := w.check(names); err != nil {
-		return err
-	}
-	w.mu.Lock()
-	pid := w.pid
-	w.mu.Unlock()
-	return syscall.Kill(-pid, sig)
-}
-
-func (w *wrapperControl) Start(context.Context, []string) error   { return errWrapper }
-func (w *wrapperControl) Stop(context.Context, []string) error    { return errWrapper }
-func (w *wrapperControl) Restart(context.Context, []string) error { return errWrapper }
-func (w *wrapperControl) Reload(context.Context) error            { return errWrapper }
-func (w *wrapperControl) Reset(context.Context, []string) error   { return nil }
-func (w *wrapperControl) Reexec(context.Context) error {
-	return errors.New("re-exec needs supervisor mode: wrapper mode has nothing to carry over")
 }

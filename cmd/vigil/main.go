@@ -6,9 +6,8 @@ package main
 import (
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
-	"runtime"
+	goruntime "runtime"
 	"runtime/debug"
 	"strings"
 
@@ -51,27 +50,17 @@ func runVerb(verb string, args []string) int {
 	return c.Main(verb, args)
 }
 
+// run is the init, in the order tini's main tells it: signals (caught
+// since package early's init), the reaper, a handoff if this is a re-exec,
+// the settings, then one runtime for both modes, then exit.
 func run(args []string) int {
-	// Caught since package early's init: until Notify, a TERM or HUP would
-	// make the Go runtime exit 2. SIGCHLD must be on the reaper's channel
-	// before any child: reaper.New comes first.
+	// Until Notify, a TERM or HUP would make the Go runtime exit 2: early
+	// caught them before main. SIGCHLD must reach the reaper before any
+	// child exists: it comes next. Every exit, a service's or an orphan's,
+	// goes to one queue the supervisor drains.
 	sigs := early.Signals
-	var log *slog.Logger
-	var warnOrphans bool
-	var onOrphan func() // set before the reaper runs
-	rp := reaper.New(func(e reaper.Exit) {
-		if onOrphan != nil {
-			onOrphan()
-		}
-		if log == nil {
-			return
-		}
-		lvl := slog.LevelDebug
-		if warnOrphans {
-			lvl = slog.LevelWarn
-		}
-		log.Log(nil, lvl, "reaped orphan", "pid", e.Pid, "status", e.Code())
-	})
+	exits := reaper.NewQueue()
+	rp := reaper.New(exits.Deliver)
 
 	// A vigil that replaced itself in place (re-exec) finds its services
 	// here; they must be adopted before the reaper's first pass.
@@ -120,15 +109,13 @@ func run(args []string) int {
 		printUsage(os.Stderr)
 		return exitUsage
 	}
-	var closer io.Closer
 	stderr := proc.NewOutput(os.Stderr)
-	log, closer, err = newLogger(st.settings, stderr)
+	log, closer, err := newLogger(st.settings, stderr)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "vigil: %v\n", err)
 		return exitConfig
 	}
 	defer closer.Close()
-	warnOrphans = inv.flags.warnOrphans
 	if herr != nil {
 		log.Error("ignoring the re-exec handoff", "err", herr)
 	}
@@ -149,29 +136,14 @@ func run(args []string) int {
 		}
 	}
 
-	done := make(chan struct{})
-	defer close(done)
-	if st.supervisor {
-		return runSupervisor(log, rp, sigs, inv, st, stderr, handoff, resumeGC, &onOrphan, done)
-	}
-	go rp.Run(done)
-	w := &wrapper{
-		log:      log,
-		reaper:   rp,
-		signals:  sigs,
-		rewrite:  inv.flags.rewrite,
-		exitZero: inv.flags.exitZero,
-		shutdown: st.settings.ShutdownTimeout,
-		socket:   st.settings.Socket,
-	}
-	return w.run(inv.command)
+	return runtime(log, rp, exits, sigs, inv, st, stderr, handoff, resumeGC)
 }
 
 // tune keeps an idle vigil small: few threads, and a soft memory limit that
 // makes the GC return memory early.
 func tune() {
-	if runtime.NumCPU() > 2 {
-		runtime.GOMAXPROCS(2)
+	if goruntime.NumCPU() > 2 {
+		goruntime.GOMAXPROCS(2)
 	}
 	debug.SetMemoryLimit(32 << 20)
 }

@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/vigil-init/vigil/config"
+	"github.com/vigil-init/vigil/control"
 	"github.com/vigil-init/vigil/proc"
 	"github.com/vigil-init/vigil/reaper"
 	"github.com/vigil-init/vigil/reexec"
@@ -18,55 +19,73 @@ import (
 	"github.com/vigil-init/vigil/supervise"
 )
 
-// runSupervisor is supervisor mode: every service of the config, plus the
-// main process when `-- CMD` is given. resumeGC is called once the
-// services of a handoff are adopted.
-func runSupervisor(log *slog.Logger, rp *reaper.Reaper, sigs <-chan os.Signal, inv invocation, st setup, stderr *proc.Output, handoff *reexec.Handoff, resumeGC func(), onOrphan *func(), done chan struct{}) int {
+// runtime runs the main process and the services of the config, if any:
+// wrapper mode is the same supervisor with no services and the wrapper
+// column of the signal table. resumeGC is called once the services of a
+// handoff are adopted.
+func runtime(log *slog.Logger, rp *reaper.Reaper, exits *reaper.Queue, sigs <-chan os.Signal, inv invocation, st setup, stderr *proc.Output, handoff *reexec.Handoff, resumeGC func()) int {
 	s := st.settings
+	wrapper := !st.supervisor
 	var term = -1
 	if len(inv.command) > 0 {
 		term = proc.ForegroundTerminal()
 	}
-	store := openState(log, s)
-	defer store.Close()
+	var store supervise.Saver
+	if !wrapper {
+		if st := openState(log, s); st != nil {
+			defer st.Close()
+			store = st
+		}
+	}
 	rx := &reexecer{reaper: rp}
+	var srv *control.Server
+	stopControl := func() {}
+	defer func() { stopControl() }()
+	var sup *supervise.Supervisor
 	sup, err := supervise.New(supervise.Options{
 		Log:             log,
 		Reaper:          rp,
+		Exits:           exits,
 		Services:        st.services,
 		Main:            inv.command,
 		Terminal:        term,
 		ExitZero:        inv.flags.exitZero,
+		Wrapper:         wrapper,
 		Env:             proc.CleanEnv(os.Environ()),
 		Signals:         sigs,
 		Rewrite:         inv.flags.rewrite,
 		RespawnLimit:    s.RespawnLimit,
 		ShutdownTimeout: s.ShutdownTimeout,
+		WarnOrphans:     inv.flags.warnOrphans,
 		Stdout:          proc.NewOutput(os.Stdout),
 		Stderr:          stderr,
 		Handoff:         handoff,
 		Reexec:          rx,
 		ReexecInterval:  s.ReexecInterval,
 		State:           store,
+		Started: func() {
+			handler := supervisorControl{sup: sup, reload: func() ([]config.Service, []error) {
+				next, errs := load(os.Environ(), inv.flags)
+				return next.services, errs
+			}}
+			srv, stopControl = serveControl(log, s.Socket, handler)
+			rx.control = srv
+			rx.serve = func() { go srv.Serve(handler, log) }
+		},
 	})
 	resumeGC()
 	if err != nil {
 		log.Error("cannot supervise", "err", err)
 		return 70
 	}
-	*onOrphan = sup.OrphanReaped
+	// Only now, with a handoff's children adopted: the first pass must not
+	// reap one of them as an orphan.
+	done := make(chan struct{})
+	defer close(done)
 	go rp.Run(done)
-	if handoff == nil {
+	if handoff == nil && !wrapper {
 		log.Info("supervising", "services", len(st.services), "config", st.configPath)
 	}
-	handler := supervisorControl{sup: sup, reload: func() ([]config.Service, []error) {
-		next, errs := load(os.Environ(), inv.flags)
-		return next.services, errs
-	}}
-	srv, stop := serveControl(log, s.Socket, handler)
-	defer stop()
-	rx.control = srv
-	rx.serve = func() { go srv.Serve(handler, log) }
 	return sup.Run()
 }
 

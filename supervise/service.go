@@ -1,0 +1,151 @@
+package supervise
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/vigil-init/vigil/config"
+)
+
+// State is where a service is in its life; the words are the interface of
+// `vigil status` (docs/control.md).
+type State string
+
+const (
+	Starting State = "starting" // waiting for dependencies, a respawn token or the spawn
+	Running  State = "running"  // started, readiness check pending
+	Ready    State = "ready"    // ready (no check: once spawned)
+	Backoff  State = "backoff"  // waiting to restart
+	Stopping State = "stopping"
+	Stopped  State = "stopped" // by request
+	Exited   State = "exited"  // finished for good without failure
+	GivenUp  State = "given-up"
+	Blocked  State = "blocked" // a dependency failed for good
+)
+
+// transitions is the state machine: the states each state may move to.
+// become refuses anything else, so a new path through a service's life is
+// a line here first.
+var transitions = map[State][]State{
+	// Spawned, or waiting; a spawn that fails is judged like any run.
+	Starting: {Running, Ready, Backoff, Exited, GivenUp, Blocked, Stopping, Stopped},
+	Running:  {Ready, Backoff, Exited, GivenUp, Stopping, Stopped, Starting},
+	Ready:    {Running, Backoff, Exited, GivenUp, Stopping, Stopped, Starting},
+	Backoff:  {Starting, Running, Ready, Exited, GivenUp, Blocked, Stopping, Stopped},
+	Stopping: {Stopped},
+	Stopped:  {Starting, Stopping},
+	Exited:   {Starting, Stopping, Stopped},
+	GivenUp:  {Starting, Stopping, Stopped},
+	Blocked:  {Starting, Stopped},
+}
+
+// allowed reports whether the table lets a service go from one state to
+// the other.
+func allowed(from, to State) bool {
+	for _, s := range transitions[from] {
+		if s == to {
+			return true
+		}
+	}
+	return false
+}
+
+// desire is what the operator and the config want of a service, whatever
+// its state: a state machine whose states say what is, and one word for
+// what should be, replace the flags that said both.
+type desire uint8
+
+const (
+	wantUp   desire = iota // run it (the default)
+	wantDown               // stopped on request: stays down until start
+	wantGone               // removed by a reload: deleted once down
+)
+
+// timerKind says what a service's one timer is for.
+type timerKind uint8
+
+const (
+	noTimer      timerKind = iota
+	restartDue             // the end of a backoff: then take a respawn token
+	tokenDue               // a respawn token taken, waiting for its time
+	readyTimeout           // the readiness check's deadline
+	killDue                // SIGKILL to the group of a stopping service
+)
+
+// slot is a service's one timer. gen tells a firing that is still wanted
+// from one that was replaced or cancelled while it was on its way.
+type slot struct {
+	kind timerKind
+	at   time.Time
+	gen  int
+	stop func() bool
+}
+
+// service is one service's runtime record: its config, where it is, and
+// what is wanted of it. Projections of it (status, state file, handoff) are
+// in record.go.
+type service struct {
+	config.Service
+	isMain bool
+	deps   []*service // what it depends on
+	users  []*service // what depends on it
+
+	state   State
+	desired desire
+	pid     int // the running leader, 0 if none
+	// startTime is the leader's start time, read once at spawn: a re-exec
+	// and the state file use it to recognise the process.
+	startTime uint64
+	pgid      int // the last group it led; may outlive the leader
+	run       int // counts spawns
+	started   time.Time
+	// runFailed: this run failed its readiness check; its exit is judged
+	// a failed run whatever its status.
+	runFailed bool
+	retries   int // consecutive failed runs
+	restarts  int // within this start of vigil
+	lastExit  *int
+
+	timer  slot
+	cancel context.CancelFunc // readiness check of this run
+	notify *os.File           // read end of the notify_fd pipe until the check takes it
+	pumps  []*pump            // prefixed output being copied
+}
+
+// become moves svc to state to, through the table: every state change goes
+// through here. It logs msg (with the service's name) at level, and marks the
+// state for persistence; a transition the table does not allow is refused
+// and logged as an internal error.
+func (s *Supervisor) become(svc *service, to State, level slog.Level, msg string, args ...any) bool {
+	from := svc.state
+	if from == to {
+		if msg != "" {
+			s.log.Log(context.Background(), level, msg, append([]any{"service", svc.Name}, args...)...)
+		}
+		return true
+	}
+	if !allowed(from, to) {
+		s.log.Error("internal error: state change refused", "service", svc.Name, "from", string(from), "to", string(to))
+		return false
+	}
+	svc.state = to
+	s.dirty = true
+	if msg != "" {
+		s.log.Log(context.Background(), level, msg, append([]any{"service", svc.Name}, args...)...)
+	} else {
+		s.log.Debug("state", "service", svc.Name, "from", string(from), "to", string(to))
+	}
+	return true
+}
+
+// ready reports whether dependents of svc may start.
+func (svc *service) ready() bool {
+	return svc.state == Ready || (svc.Oneshot && svc.state == Exited)
+}
+
+// failedForGood reports whether svc will not run again by itself.
+func (svc *service) failedForGood() bool {
+	return svc.state == GivenUp || svc.state == Blocked
+}
