@@ -188,3 +188,34 @@ func marked(mark string) []int {
 	}
 	return out
 }
+
+// TestStateWrittenAtStart: a container killed with SIGKILL (OOM, node loss)
+// right after its services started still leaves their state on the volume:
+// the start of every service is written, not only the first later event.
+func TestStateWrittenAtStart(t *testing.T) {
+	dir := t.TempDir()
+	sdir := filepath.Join(dir, "state")
+	os.Mkdir(sdir, 0o755)
+	cfg := config(t, dir, `{"services": [
+		{"name": "steady", "command": ["sleep", "100"]},
+		{"name": "other", "command": ["sleep", "100"]}
+	], "state_dir": "$D/state"}`)
+	v := start(t, modes[0], opts{env: []string{"VIGIL_SOCKET=" + filepath.Join(dir, "sock")}}, "-c", cfg)
+	path := filepath.Join(sdir, state.FileName)
+	waitFor(t, 15*time.Second, "state.json with both services running", func() bool {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return false
+		}
+		f, err := state.Decode(b)
+		return err == nil && f.Services["steady"].Pid != 0 && f.Services["other"].Pid != 0
+	})
+	v.signal(unix.SIGKILL)
+	v.wait(15 * time.Second)
+	f := readState(t, sdir)
+	for _, name := range []string{"steady", "other"} {
+		if rec := f.Services[name]; rec.Status != "ready" || rec.Started.IsZero() {
+			t.Errorf("%s after SIGKILL: %+v", name, rec)
+		}
+	}
+}

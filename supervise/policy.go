@@ -12,10 +12,13 @@ import (
 	"github.com/vigil-init/vigil/reaper"
 )
 
-// tryStart starts svc if it is wanted, not running, and its dependencies are
-// ready. A dependency that failed for good blocks it.
+// tryStart starts svc if it is wanted, waiting to start (or blocked), and
+// its dependencies are ready. A dependency that failed for good blocks it.
+// A service that finished, was given up or stopped waits for an operator's
+// start (startNow), never for its dependencies.
 func (s *Supervisor) tryStart(svc *service) {
-	if s.shuttingDown || svc.desired != wantUp || svc.pid != 0 || svc.state == Backoff || svc.timer.kind != noTimer {
+	if s.shuttingDown || svc.desired != wantUp || svc.pid != 0 || svc.timer.kind != noTimer ||
+		(svc.state != Starting && svc.state != Blocked) {
 		return
 	}
 	for _, d := range svc.deps {
@@ -24,9 +27,12 @@ func (s *Supervisor) tryStart(svc *service) {
 			return
 		}
 	}
+	// A blocked service whose dependencies came back (vigil start on
+	// them) is waiting again.
+	s.become(svc, Starting, slog.LevelDebug, "")
 	for _, d := range svc.deps {
 		if !d.ready() {
-			s.become(svc, Starting, slog.LevelDebug, "waiting for a dependency", "dependency", d.Name)
+			s.log.Debug("waiting for a dependency", "service", svc.Name, "dependency", d.Name)
 			return
 		}
 	}
