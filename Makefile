@@ -78,7 +78,7 @@ SOAK_TIME ?= 30m
 soak:
 	SOAK_TIME=$(SOAK_TIME) $(GO) test -count=1 -v -timeout 0 -run '^TestSoak$$' ./integration/
 
-# vigil's pods under a real node agent (integration/k8s, SPEC section 8), as
+# vigil's pods under a real node agent (integration/k8s; README: In Docker and Kubernetes), as
 # root: installs containerd, runc, buildah, busybox-static and catatonit from
 # Debian, builds kubelet v1.34.4 from the Go module proxy (cached in
 # /var/cache/vigil-k8s: minutes the first time), starts containerd and a

@@ -135,7 +135,7 @@ var (
 	readyKinds  = []string{"tcp", "exec", "file", "notify_fd"}
 )
 
-// Decode reads one config document (either form of SPEC section 4) from
+// Decode reads one config document (either form of docs/configuration.md) from
 // data. source names it in problems (a file path, or ServicesVar).
 // Top-level settings found in the document are applied onto s (the file
 // layer: it sits between Default() and the environment); a setting whose

@@ -101,8 +101,8 @@ func TestDecodeForms(t *testing.T) {
 		{"escapes in strings are decoded",
 			`[{"name": "a", "command": ["printf", "\u00e9\t\"\\\/\ud83d\ude00\n"]}]`,
 			func(s Settings) []Service { return []Service{defaulted(s, "a", "printf", "é\t\"\\/😀\n")} }},
-		{"the SPEC example decodes",
-			specExample,
+		{"an example with every service field decodes",
+			everyFieldExample,
 			func(s Settings) []Service {
 				web := defaulted(s, "web", "nginx", "-g", "daemon off;")
 				web.Dir, web.Env, web.User = "/srv", []string{"PORT=8080"}, "www-data"
@@ -124,7 +124,7 @@ func TestDecodeForms(t *testing.T) {
 	}
 }
 
-const specExample = `{
+const everyFieldExample = `{
   "services": [
     {
       "name": "web",

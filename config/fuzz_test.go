@@ -19,7 +19,7 @@ import (
 // what is JSON and what it means, and that a clean document gives runnable
 // services. Seeds: testdata/fuzz/FuzzDecode.
 func FuzzDecode(f *testing.F) {
-	f.Add([]byte(specExample))
+	f.Add([]byte(everyFieldExample))
 	f.Add([]byte(allSettings))
 	f.Add([]byte(`[{"name":"a","command":"x","depends_on":["b"]},{"name":"b","command":"x","depends_on":["a"]}]`))
 	f.Fuzz(func(t *testing.T, data []byte) {

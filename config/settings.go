@@ -16,8 +16,8 @@ import (
 
 // Settings are vigil's global knobs. They are layered, later wins:
 // Default() < JSON file < TINI_* < VIGIL_* < flags, then validated once.
-// No envDefault or required tags: they would overwrite the file's values or
-// miss them (DESIGN-NOTES section 7).
+// No envDefault or required tags: envDefault would overwrite the file's
+// values, and required only sees the environment, not the file.
 type Settings struct {
 	Config           string        `env:"CONFIG" help:"config file (default /etc/vigil/vigil.json if it exists)"`
 	Services         string        `env:"SERVICES" help:"services as JSON; replaces the file's services"`

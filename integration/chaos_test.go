@@ -1,6 +1,7 @@
 package integration
 
-// Chaos: vigil as PID 1 under abuse (SPEC sections 4-7 under load). Each
+// Chaos: vigil as PID 1 under abuse (docs/configuration.md to
+// docs/state-and-reexec.md under load; figures in docs/RELIABILITY.md). Each
 // test has a short form that runs in `make test` (seconds) and a long one,
 // with the figures of issue 8, behind VIGIL_CHAOS=1 (`make chaos`). Every
 // figure is logged as a "FIGURE" line (go test -v shows them);
@@ -550,9 +551,10 @@ while True:
     f.write("%d\n" % n)
 `
 
-// TestChaosRealtimeSignals measures SPEC section 5's "real-time signals are
-// forwarded one for one": one at a time, every one must arrive; in a burst
-// and paced, the figures are reported. Go's runtime keeps one pending bit per
+// TestChaosRealtimeSignals measures how far "real-time signals are forwarded
+// one for one" holds (docs/signals.md, What Go can and cannot promise): one
+// at a time, every one must arrive; in a burst and paced, the figures are
+// reported. Go's runtime keeps one pending bit per
 // signal number between its handler and os/signal's queue, so signals that
 // arrive faster than its signal goroutine runs collapse into one before vigil
 // sees them, and nothing tells vigil how many there were: neither one for one
@@ -1243,7 +1245,7 @@ func TestChaosFullStateVolume(t *testing.T) {
 	}
 }
 
-// Security (SPEC section 7, issue 8): the control socket, users, secrets,
+// Security (docs/control.md, issue 8): the control socket, users, secrets,
 // file modes, shells.
 
 // copyExe copies an executable into dir (mode 0755), for processes that do
@@ -1338,7 +1340,7 @@ func TestSecurityServiceAsUserCannotReachSocket(t *testing.T) {
 	if !strings.Contains(spy2, "exit=1") || !strings.Contains(spy2, "permission denied") {
 		t.Errorf("vigil status from a service running as nobody: %q", spy2)
 	}
-	// A service left as root can (root is trusted, SPEC section 7).
+	// A service left as root can (root is trusted: docs/control.md, Who may use it).
 	if root := strings.Join(lines(filepath.Join(dir, "root")), "\n"); !strings.Contains(root, `"ok":true`) {
 		t.Errorf("a root service: %q", root)
 	}

@@ -1,6 +1,6 @@
 // Package docker holds vigil's Docker integration tests: vigil as PID 1 of
 // real containers, built FROM scratch from the static binary and a static
-// busybox (SPEC section 8). They need a running Docker engine, so they sit
+// busybox. They need a running Docker engine, so they sit
 // behind the build tag "docker", which `go test ./...` leaves out:
 //
 //	make test-docker    # go test -tags docker -count=1 -v ./integration/docker/

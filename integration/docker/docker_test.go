@@ -88,7 +88,7 @@ func TestExitCodes(t *testing.T) {
 
 // TestDockerStop: `docker stop` (SIGTERM to PID 1) stops every service of
 // the multi-service example gracefully, in reverse dependency order, well
-// inside docker's 10 s, and vigil exits as SPEC section 5 says.
+// inside docker's 10 s, and vigil exits as docs/signals.md says.
 func TestDockerStop(t *testing.T) {
 	img := exampleImage(t, "multi")
 	t.Run("services", func(t *testing.T) {
@@ -276,7 +276,8 @@ func TestExecStatusReady(t *testing.T) {
 }
 
 // TestStateVolume: a named volume at /var/lib/vigil keeps retry counts and
-// given-up marks across `docker rm` and a new `docker run` (SPEC section 6).
+// given-up marks across `docker rm` and a new `docker run`
+// (docs/state-and-reexec.md).
 func TestStateVolume(t *testing.T) {
 	img := exampleImage(t, "multi")
 	vol := "vigil-test-state-" + runID
@@ -305,7 +306,7 @@ func TestStateVolume(t *testing.T) {
 		if time.Now().After(end) {
 			ls := dexec(t, first, "ls", "-A", "/var/lib/vigil")
 			t.Skipf("SKIP: VIGIL_STATE_DIR=/var/lib/vigil produced no /var/lib/vigil/state.json "+
-				"(persisted state, SPEC section 6, has not landed yet?); the volume holds %q", ls.stdout)
+				"(persisted state, docs/state-and-reexec.md, has not landed yet?); the volume holds %q", ls.stdout)
 		}
 	}
 	t.Logf("state.json: %v", doc)
@@ -404,9 +405,9 @@ func TestReadOnlyNonRoot(t *testing.T) {
 	if r.code != 0 || !regexp.MustCompile(`(?m)^web\s+ready`).MatchString(r.stdout) || !regexp.MustCompile(`(?m)^worker\s+ready`).MatchString(r.stdout) {
 		t.Errorf("vigil status as 65534: %s", r)
 	}
-	// root: the client trusts only a server of root or its own uid (a socket
-	// planted in the world-writable /dev/shm), so this is refused on the
-	// client side; logged, not asserted (SPEC section 7 leaves it open).
+	// root: the client trusts only a server of root, its own uid or the PID
+	// namespace's init (a socket planted in the world-writable /dev/shm is
+	// not; docs/control.md, Who may use it); logged, not asserted.
 	if r := dockerT(t, cmdTimeout, "exec", "-u", "0", id, "/vigil", "status"); r.code != 0 {
 		t.Logf("docker exec -u 0 C /vigil status: exit %d: %s", r.code, strings.TrimSpace(r.stderr))
 	}
@@ -463,8 +464,8 @@ if [ -t 0 ] && [ -t 1 ] && [ "$5" = "$8" ]; then echo "TTY-OK pgrp=$5 tpgid=$8";
 	}
 }
 
-// TestProbeZombies: `docker exec` probes that leave orphans (SPEC section 8:
-// the shim reaps the probe itself; its orphans come to PID 1), and probes that
+// TestProbeZombies: `docker exec` probes that leave orphans (the shim reaps
+// the probe itself; its orphans come to PID 1), and probes that
 // time out and are killed as the runtime does, leave no zombie behind.
 func TestProbeZombies(t *testing.T) {
 	const probes, timedOut, parallel = 200, 20, 4
@@ -688,8 +689,8 @@ func TestNotPID1(t *testing.T) {
 }
 
 // TestReexec: `docker exec C /vigil reexec` replaces PID 1 by the binary on
-// disk in place (SPEC section 6): same PID 1, the services keep their PIDs,
-// the control socket answers again, and docker stop still stops everything.
+// disk in place (docs/state-and-reexec.md): same PID 1, the services keep
+// their PIDs, the control socket answers again, and docker stop still stops everything.
 func TestReexec(t *testing.T) {
 	img := exampleImage(t, "multi")
 	for _, mode := range []struct {

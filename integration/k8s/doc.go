@@ -1,6 +1,6 @@
 // Package k8s holds vigil's tests on a real Kubernetes node: a standalone
 // kubelet (static pods, no API server) on Debian's containerd, with images
-// built FROM scratch by buildah (../../../shared/KUBELET-NOTES.md).
+// built FROM scratch by buildah (run.sh says how each is set up).
 //
 //	make test-k8s    # integration/k8s/run.sh, as root
 //

@@ -1,5 +1,5 @@
 // vigil's Kubernetes tests (make test-k8s): a module of their own, so that
-// nothing they need ever reaches the go.mod of the binary (SPEC section 8).
+// nothing they need ever reaches the go.mod of the binary.
 // The kubelet is built from tools/kubelet, another module.
 module github.com/vigil-init/vigil/integration/k8s
 

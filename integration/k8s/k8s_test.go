@@ -285,7 +285,7 @@ func TestShutdownOnDelete(t *testing.T) {
 
 // 3. A critical service that gives up makes vigil exit non-zero; the kubelet
 // restarts the container; the state on a hostPath shows the retry counts and
-// given-up marks carried over (SPEC section 6).
+// given-up marks carried over (docs/state-and-reexec.md).
 func TestGiveUpRestartState(t *testing.T) {
 	t.Parallel()
 	p := newPod(t, "s3-giveup", map[string]string{"vigil.json": `{"services": [

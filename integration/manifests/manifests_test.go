@@ -1,6 +1,6 @@
 // Package manifests checks the Kubernetes examples against the official API
 // types. It is a module of its own so k8s.io/api never reaches vigil's
-// go.mod (SPEC section 8).
+// go.mod.
 package manifests
 
 import (
