@@ -263,13 +263,14 @@ func dial(path string, timeout time.Duration) (*net.UnixConn, error) {
 // serverUID reports the uid of the process that listens, and whether to
 // trust it: root, our own uid, or the PID namespace's init (a container
 // running vigil as a non-root user, reached by `docker exec -u 0`). Another
-// user's socket planted in /dev/shm is not trusted.
+// user's socket planted in /dev/shm is not trusted, nor, in a user
+// namespace, one of an unmapped user (the overflow uid; see peerRule).
 func serverUID(c *net.UnixConn) (uint32, bool) {
 	cred, err := peerCred(c)
 	if err != nil {
 		return 0, false
 	}
-	return cred.Uid, allowed(cred.Uid, uint32(os.Geteuid())) || cred.Pid == 1
+	return cred.Uid, currentPeerRule().allowed(cred.Uid) || cred.Pid == 1
 }
 
 func reason(err error) string {
