@@ -87,4 +87,3 @@ func (l *limiter) allow(now time.Time) (bool, int) {
 	l.last, l.skipped = now, 0
 	return true, n
 }
-

@@ -2,8 +2,8 @@ package control
 
 import (
 	"bufio"
-	"container/list"
 	"bytes"
+	"container/list"
 	"context"
 	"encoding/json"
 	"errors"
