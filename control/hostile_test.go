@@ -2,10 +2,12 @@ package control
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -221,5 +223,81 @@ func TestLimiter(t *testing.T) {
 		if ok != step.ok || held != step.held {
 			t.Errorf("step %d at %v: allow = %v, %d; want %v, %d", i, step.at, ok, held, step.ok, step.held)
 		}
+	}
+}
+
+// squat runs, as uid 65534, an impostor listening at path; it answers
+// every request as a vigil with a service "impostor" would.
+func squat(t *testing.T, bin, path string) {
+	t.Helper()
+	cmd := exec.Command(bin)
+	cmd.Env = []string{serveEnv + "=" + path}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	stdout, _ := cmd.StdoutPipe()
+	var errb strings.Builder
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || !strings.HasPrefix(line, "listening uid=65534") {
+		t.Fatalf("squatter: %q %v; stderr %q", line, err, errb.String())
+	}
+}
+
+func shmName(t *testing.T, shm string) string {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Stat("/proc/self/ns/mnt", &st); err != nil {
+		t.Skip("no /proc/self/ns/mnt:", err)
+	}
+	return fmt.Sprintf("%s/vigil-%d.sock", shm, st.Ino)
+}
+
+func TestShmSquatter(t *testing.T) {
+	_, bin := helperDir(t)
+	for _, tc := range []struct {
+		name  string
+		plant func(t *testing.T, name string)
+	}{
+		{"a live socket of another user", func(t *testing.T, name string) { squat(t, bin, name) }},
+		{"a dead socket of another user", func(t *testing.T, name string) {
+			makeStale(t, name)
+			os.Lchown(name, 65534, 65534)
+		}},
+		{"a file that is no socket", func(t *testing.T, name string) { os.WriteFile(name, nil, 0o644) }},
+	} {
+		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
+			rd, shm := withDefaults(t)
+			os.Chmod(filepath.Dir(filepath.Dir(shm)), 0o755) // t.TempDir's own
+			os.Chmod(filepath.Dir(shm), 0o755)
+			os.Chmod(shm, 0o1777)
+			os.WriteFile(rd, nil, 0o644) // no /run: as read-only
+			name := shmName(t, shm)
+			tc.plant(t, name)
+			before, _ := os.Lstat(name)
+
+			h := newFake()
+			h.services = []ServiceStatus{{Name: "ours", State: "ready"}}
+			srv, _ := serveAt(t, h, "")
+			if !strings.HasPrefix(srv.Path(), strings.TrimSuffix(name, ".sock")+"-") || filepath.Base(srv.Path()) != "vigil.sock" {
+				t.Fatalf("path %s", srv.Path())
+			}
+			if m := mode(t, filepath.Dir(srv.Path())); !m.IsDir() || m.Perm() != 0o700 {
+				t.Errorf("private directory mode %v", m)
+			}
+			if after, err := os.Lstat(name); err != nil || !os.SameFile(before, after) {
+				t.Errorf("the squatter's file was touched: %v", err)
+			}
+			// The client passes the impostor by and finds the real one.
+			code, out, errs := run("", "status")
+			if code != 0 || !strings.Contains(out, "ours") || strings.Contains(out, "web") {
+				t.Errorf("default client: exit %d %q %q", code, out, errs)
+			}
+			srv.Close()
+			if _, err := os.Lstat(filepath.Dir(srv.Path())); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("private directory left after Close: %v", err)
+			}
+		})
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -99,11 +100,18 @@ type Server struct {
 
 var errInUse = errors.New("another vigil is listening there")
 
+// errTaken marks a socket path someone else holds: a file of another user
+// (a live socket, a dead one vigil may not remove) or no socket at all.
+var errTaken = errors.New("taken by someone else")
+
 // Listen creates the socket at the first usable path of SocketPaths(explicit):
 // with explicit, only there (its parent directory made 0700 if missing);
 // otherwise /run/vigil/vigil.sock, making /run (0755) if missing and
 // /run/vigil 0700 (an existing /run/vigil must be a directory owned by
-// vigil's uid; it is set to 0700), and if that fails /dev/shm/vigil-<ino>.sock.
+// vigil's uid; it is set to 0700), and if that fails /dev/shm/vigil-<ino>.sock;
+// if someone else holds that name (the inode is predictable), a socket in a
+// new 0700 directory /dev/shm/vigil-<ino>-<random>/, which clients look for
+// (see call).
 // The socket is mode 0600 from the moment it exists (the mode is set on the
 // socket before bind, and it is inside a 0700 directory where possible). A
 // stale socket file (nothing answers on it) is removed first; a live one is an
@@ -142,6 +150,14 @@ func Listen(explicit string) (*Server, error) {
 			}
 		}
 		errs = append(errs, err)
+		if i == 1 && errors.Is(err, errTaken) {
+			// A squatter at the predictable name must not leave vigil
+			// without a socket.
+			if s, err = listenPrivateShm(p); err == nil {
+				return s, nil
+			}
+			errs = append(errs, err)
+		}
 	}
 	if len(paths) < 2 {
 		errs = append(errs, fmt.Errorf("no /dev/shm fallback: cannot read the inode of %s", mntNS))
@@ -177,6 +193,22 @@ func prepareRunDir(dir string) error {
 		}
 	}
 	return nil
+}
+
+// listenPrivateShm listens in a new 0700 directory next to name (the
+// /dev/shm socket someone else holds): name less ".sock", a dash and a
+// random suffix.
+func listenPrivateShm(name string) (*Server, error) {
+	dir, err := os.MkdirTemp(filepath.Dir(name), strings.TrimSuffix(filepath.Base(name), ".sock")+"-")
+	if err != nil {
+		return nil, err
+	}
+	s, err := listenAt(filepath.Join(dir, socketName))
+	if err != nil {
+		os.Remove(dir)
+		return nil, err
+	}
+	return s, nil
 }
 
 // listenAt binds and listens on path, removing a stale socket first.
@@ -241,8 +273,10 @@ func listenAt(path string) (*Server, error) {
 	return newServer(ln, path, uint64(st.Dev), st.Ino), nil
 }
 
-// removeStale removes a socket file nothing answers on. A live socket is
-// errInUse; anything that is not a socket is left alone and an error.
+// removeStale removes a socket file of vigil's uid (or root's) nothing
+// answers on. A live one is errInUse. Anything else is left alone and
+// errTaken: not a socket, or another user's socket, live or not (it is not
+// even connected to: a squatter could make that hang).
 func removeStale(path string) error {
 	fi, err := os.Lstat(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -252,7 +286,10 @@ func removeStale(path string) error {
 		return err
 	}
 	if fi.Mode().Type() != fs.ModeSocket {
-		return fmt.Errorf("%s exists and is not a socket (left alone)", path)
+		return fmt.Errorf("%s exists and is not a socket (left alone): %w", path, errTaken)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 && st.Uid != uint32(os.Geteuid()) {
+		return fmt.Errorf("%s is a socket of uid %d (left alone): %w", path, st.Uid, errTaken)
 	}
 	c, err := net.DialTimeout("unix", path, time.Second)
 	if err == nil {
@@ -263,6 +300,9 @@ func removeStale(path string) error {
 		return fmt.Errorf("%s: checking for a stale socket: %w", path, err)
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if errors.Is(err, fs.ErrPermission) {
+			return fmt.Errorf("removing stale socket: %w: %w", err, errTaken)
+		}
 		return fmt.Errorf("removing stale socket: %w", err)
 	}
 	return nil
@@ -590,6 +630,9 @@ func (s *Server) Close() error {
 		if fi, err := os.Lstat(s.path); err == nil {
 			if st, ok := fi.Sys().(*syscall.Stat_t); ok && uint64(st.Dev) == s.dev && st.Ino == s.ino {
 				os.Remove(s.path)
+				if privateShm(s.path) {
+					os.Remove(filepath.Dir(s.path)) // only if empty
+				}
 			}
 		}
 		s.closeErr = s.ln.Close()
