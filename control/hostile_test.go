@@ -271,7 +271,7 @@ func TestShmSquatter(t *testing.T) {
 			rd, shm := withDefaults(t)
 			os.Chmod(filepath.Dir(filepath.Dir(shm)), 0o755) // t.TempDir's own
 			os.Chmod(filepath.Dir(shm), 0o755)
-			os.Chmod(shm, 0o1777)
+			os.Chmod(shm, os.ModeSticky|0o777)
 			os.WriteFile(rd, nil, 0o644) // no /run: as read-only
 			name := shmName(t, shm)
 			tc.plant(t, name)
@@ -299,5 +299,41 @@ func TestShmSquatter(t *testing.T) {
 				t.Errorf("private directory left after Close: %v", err)
 			}
 		})
+	}
+}
+
+func TestSharedSocketDirectory(t *testing.T) {
+	dir := t.TempDir()
+	os.Chmod(dir, 0o777)
+	srv, logs := serveAt(t, newFake(), dir+"/v.sock")
+	waitFor(t, func() bool { return strings.Contains(logs.String(), "writable by other users") })
+
+	// Another user unlinks the socket and puts their own in its place.
+	if err := os.Remove(srv.Path()); err != nil {
+		t.Fatal(err)
+	}
+	imp, err := net.Listen("unix", srv.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer imp.Close()
+	waitFor(t, func() bool { return strings.Contains(logs.String(), "someone removed or replaced it") })
+	if !strings.Contains(logs.String(), "level=ERROR") {
+		t.Errorf("not an error line: %q", logs.String())
+	}
+}
+
+func TestPrivateSocketDirectoryIsNotWatched(t *testing.T) {
+	for _, mode := range []os.FileMode{0o700, 0o755, os.ModeSticky | 0o777} {
+		dir := t.TempDir()
+		os.Chmod(dir, mode)
+		srv, logs := serveAt(t, newFake(), dir+"/v.sock")
+		if code, _, errs := run(srv.Path(), "status"); code != 0 {
+			t.Fatalf("status: %d %q", code, errs)
+		}
+		srv.Close()
+		if strings.Contains(logs.String(), "writable by other users") || strings.Contains(logs.String(), "replaced") {
+			t.Errorf("mode %v: %q", mode, logs.String())
+		}
 	}
 }

@@ -91,7 +91,10 @@ type Server struct {
 	sem     chan struct{}
 	probes  chan struct{} // probeSlots, for status and ready only
 
-	refusedLog, busyLog, badLog limiter
+	refusedLog, busyLog, badLog, replacedLog limiter
+
+	guardOnce sync.Once
+	watch     *os.File // inotify on the socket's directory, if shared; s.mu
 
 	closeOnce sync.Once
 	closeErr  error
@@ -321,6 +324,7 @@ func (s *Server) Serve(h Handler, log *slog.Logger) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	s.guardOnce.Do(func() { s.guard(log) })
 	var delay time.Duration
 	for {
 		c, err := s.ln.AcceptUnix()
@@ -626,7 +630,11 @@ func (s *Server) Close() error {
 		for c := range s.conns {
 			c.SetReadDeadline(time.Now()) // end requests still being read
 		}
+		w := s.watch
 		s.mu.Unlock()
+		if w != nil {
+			w.Close() // first: removing the socket below is no alarm
+		}
 		if fi, err := os.Lstat(s.path); err == nil {
 			if st, ok := fi.Sys().(*syscall.Stat_t); ok && uint64(st.Dev) == s.dev && st.Ino == s.ino {
 				os.Remove(s.path)
@@ -699,6 +707,8 @@ func newServer(ln *net.UnixListener, path string, dev, ino uint64) *Server {
 		refusedLog: limiter{every: warnEvery},
 		busyLog:    limiter{every: warnEvery},
 		badLog:     limiter{every: warnEvery},
+		// Replacements are worth a line each, but not a flood.
+		replacedLog: limiter{every: warnEvery},
 	}
 }
 
