@@ -295,7 +295,8 @@ func (s *Store) Flush(ctx context.Context) error {
 }
 
 // Close flushes (bounded: 2 s) and releases the lock. Later Saves are
-// dropped. A writer stuck on a hung disk is left behind.
+// dropped. A writer stuck on a hung disk is left behind (and the lock of a
+// private directory with it).
 func (s *Store) Close() error {
 	if s == nil {
 		return nil
@@ -314,14 +315,22 @@ func (s *Store) Close() error {
 		err = fmt.Errorf("state: last write not done after %v: %w", s.o.closeWait, err)
 	}
 	close(s.quit)
+	stuck := false
 	select {
 	case <-s.exited:
 	case <-ctx.Done():
+		stuck = true
 	}
 	s.mu.Lock()
 	lk := s.lock
 	s.lock = nil
 	s.mu.Unlock()
+	if h, ok := lk.(*held); ok && stuck && h.keep != nil {
+		// The stuck writer reaches its files through this descriptor's
+		// number: closed, the number could name another directory by the
+		// time the writer wakes up. Kept open (and locked) until exit or exec.
+		lk = nil
+	}
 	if lk != nil {
 		if cerr := lk.Close(); cerr != nil {
 			err = errors.Join(err, fmt.Errorf("state: release the lock: %w", cerr))
