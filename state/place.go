@@ -238,7 +238,7 @@ func readOwn(path string) ([]byte, error) {
 	}
 	if !fi.Mode().IsRegular() {
 		// Not even opened: opening some devices has effects.
-		return nil, fmt.Errorf("%s is not a regular file (%v)", path, fi.Mode().Type())
+		return nil, fmt.Errorf("%s is not a regular file but %s", path, kind(fi.Mode()))
 	}
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
 	if err != nil {
@@ -257,4 +257,21 @@ func readOwn(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%s is larger than %d bytes", path, MaxFileSize)
 	}
 	return data, nil
+}
+
+// kind names a file type for a log line.
+func kind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeSymlink != 0:
+		return "a symbolic link"
+	case m&fs.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m.IsDir():
+		return "a directory"
+	}
+	return "of type " + m.Type().String()
 }
