@@ -222,10 +222,21 @@ func call(explicit string, req request, timeout time.Duration) (reply, error) {
 	deadline := time.Now().Add(timeout)
 	var tried []string
 	var denied []string
-	for _, p := range SocketPaths(explicit) {
+	paths := SocketPaths(explicit)
+	fixed := len(paths)
+	for i := 0; ; i++ {
+		if i == fixed && explicit == "" {
+			// None answered: the private /dev/shm directories of a vigil
+			// whose /dev/shm name someone else took (see Listen).
+			paths = append(paths, privateShmPaths()...)
+		}
+		if i >= len(paths) || time.Until(deadline) <= 0 {
+			break
+		}
+		p := paths[i]
 		c, err := dial(p, min(dialTimeout, time.Until(deadline)))
 		if err != nil {
-			if errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM) {
+			if i < fixed && (errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM)) {
 				denied = append(denied, p)
 			}
 			tried = append(tried, p+": "+reason(err))
@@ -263,13 +274,14 @@ func dial(path string, timeout time.Duration) (*net.UnixConn, error) {
 // serverUID reports the uid of the process that listens, and whether to
 // trust it: root, our own uid, or the PID namespace's init (a container
 // running vigil as a non-root user, reached by `docker exec -u 0`). Another
-// user's socket planted in /dev/shm is not trusted.
+// user's socket planted in /dev/shm is not trusted, nor, in a user
+// namespace, one of an unmapped user (the overflow uid; see peerRule).
 func serverUID(c *net.UnixConn) (uint32, bool) {
 	cred, err := peerCred(c)
 	if err != nil {
 		return 0, false
 	}
-	return cred.Uid, allowed(cred.Uid, uint32(os.Geteuid())) || cred.Pid == 1
+	return cred.Uid, currentPeerRule().allowed(cred.Uid) || cred.Pid == 1
 }
 
 func reason(err error) string {

@@ -571,13 +571,17 @@ func TestBusy(t *testing.T) {
 		})
 	}
 	waitFor(t, func() bool { h.mu.Lock(); defer h.mu.Unlock(); return len(h.calls) == 2 })
-	code, _, errs := run(srv.Path(), "status")
+	code, _, errs := run(srv.Path(), "stop", "web")
 	if code != 1 || !strings.Contains(errs, "busy") {
 		t.Errorf("third connection: exit %d, stderr %q", code, errs)
 	}
+	// Probes have slots of their own.
+	if code, _, errs := run(srv.Path(), "status"); code != 0 {
+		t.Errorf("status while every other slot is taken: exit %d %q", code, errs)
+	}
 	close(h.block)
 	wg.Wait()
-	if code, _, _ := run(srv.Path(), "status"); code != 0 {
+	if code, _, _ := run(srv.Path(), "stop", "web"); code != 0 {
 		t.Errorf("after the blocked ones: exit %d", code)
 	}
 	if !strings.Contains(logs.String(), "too many connections") {

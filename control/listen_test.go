@@ -19,6 +19,12 @@ import (
 const helperEnv = "VIGIL_CONTROL_TEST_HELPER_SOCKET"
 
 func TestMain(m *testing.M) {
+	if p := os.Getenv(floodEnv); p != "" {
+		os.Exit(flood(p))
+	}
+	if p := os.Getenv(serveEnv); p != "" {
+		os.Exit(serveHelper(p))
+	}
 	if p := os.Getenv(helperEnv); p != "" {
 		fmt.Fprintf(os.Stdout, "uid=%d\n", os.Geteuid())
 		os.Exit(Main("status", nil, p, os.Stdout, os.Stderr))
@@ -257,12 +263,44 @@ func TestListenRealDefault(t *testing.T) {
 
 func TestAllowed(t *testing.T) {
 	for _, tc := range []struct {
-		peer, self uint32
-		ok         bool
-	}{{0, 0, true}, {0, 1000, true}, {1000, 1000, true}, {65534, 0, false}, {1001, 1000, false}} {
-		if allowed(tc.peer, tc.self) != tc.ok {
-			t.Errorf("allowed(%d, %d) = %v", tc.peer, tc.self, !tc.ok)
+		name string
+		rule peerRule
+		peer uint32
+		ok   bool
+	}{
+		{"root by root", peerRule{self: 0, overflow: 65534, mapped: true}, 0, true},
+		{"root by a user", peerRule{self: 1000, overflow: 65534, mapped: true}, 0, true},
+		{"own uid", peerRule{self: 1000, overflow: 65534, mapped: true}, 1000, true},
+		{"another uid", peerRule{self: 1000, overflow: 65534, mapped: true}, 1001, false},
+		{"nobody by root", peerRule{self: 0, overflow: 65534, mapped: true}, 65534, false},
+		{"nobody by nobody, every uid mapped", peerRule{self: 65534, overflow: 65534, mapped: true}, 65534, true},
+		{"overflow uid by nobody in a user namespace", peerRule{self: 65534, overflow: 65534}, 65534, false},
+		{"another overflow uid", peerRule{self: 200, overflow: 200}, 200, false},
+		{"root in a user namespace", peerRule{self: 65534, overflow: 65534}, 0, true},
+	} {
+		if tc.rule.allowed(tc.peer) != tc.ok {
+			t.Errorf("%s: allowed(%d) = %v", tc.name, tc.peer, !tc.ok)
 		}
+	}
+}
+
+func TestCurrentPeerRule(t *testing.T) {
+	dir := t.TempDir()
+	oldO, oldM := overflowUIDFile, uidMapFile
+	defer func() { overflowUIDFile, uidMapFile = oldO, oldM }()
+	overflowUIDFile, uidMapFile = dir+"/overflowuid", dir+"/uid_map"
+	os.WriteFile(overflowUIDFile, []byte("4242\n"), 0o644)
+	os.WriteFile(uidMapFile, []byte("         0     100000      65536\n"), 0o644)
+	if r := currentPeerRule(); r.overflow != 4242 || r.mapped {
+		t.Errorf("in a user namespace: %+v", r)
+	}
+	os.WriteFile(uidMapFile, []byte("         0          0 4294967295\n"), 0o644)
+	if r := currentPeerRule(); r.overflow != 4242 || !r.mapped {
+		t.Errorf("in the initial namespace: %+v", r)
+	}
+	os.Remove(overflowUIDFile)
+	if r := currentPeerRule(); r.overflow != 65534 {
+		t.Errorf("no overflowuid file: %+v", r)
 	}
 }
 

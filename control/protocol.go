@@ -7,7 +7,10 @@
 // SocketPaths gives the list, in order: VIGIL_SOCKET / --socket alone when
 // set; else /run/vigil/vigil.sock (the directory 0700, /run made if missing);
 // else /dev/shm/vigil-<inode of /proc/self/ns/mnt>.sock. The server binds the
-// first it can use, the client takes the first that answers.
+// first it can use, the client takes the first that answers (as root, as its
+// own uid, or as PID 1). If someone else holds the /dev/shm name, the server
+// listens in a new 0700 directory /dev/shm/vigil-<inode>-<random>/ and
+// clients look there too.
 //
 // # Wire format (version 1)
 //
@@ -52,6 +55,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -164,6 +168,64 @@ func SocketPaths(explicit string) []string {
 		paths = append(paths, filepath.Join(shmDir, fmt.Sprintf("vigil-%d.sock", ino)))
 	}
 	return paths
+}
+
+// Bounds of the search for private /dev/shm directories: /dev/shm is
+// shared, and anyone may fill it with decoys.
+const (
+	maxScan       = 100000 // directory entries looked at
+	maxCandidates = 64     // sockets tried
+)
+
+// privateShm reports whether path is a socket in a private /dev/shm
+// directory (vigil-<ino>-<random>/vigil.sock).
+func privateShm(path string) bool {
+	dir := filepath.Dir(path)
+	return filepath.Base(path) == socketName && filepath.Dir(dir) == shmDir &&
+		strings.HasPrefix(filepath.Base(dir), "vigil-")
+}
+
+// privateShmPaths lists the sockets of the private /dev/shm directories of
+// this mount namespace, vigil-<ino>-*/vigil.sock, where a vigil listens when
+// someone else holds vigil-<ino>.sock: directories only (no links), those
+// of root and of our uid first. Anyone can make such a directory: the
+// client still checks who answers there.
+func privateShmPaths() []string {
+	ino, err := nsInode()
+	if err != nil {
+		return nil
+	}
+	d, err := os.Open(shmDir)
+	if err != nil {
+		return nil
+	}
+	defer d.Close()
+	prefix := fmt.Sprintf("vigil-%d-", ino)
+	var ours, others []string
+	for seen := 0; seen < maxScan && len(ours) < maxCandidates; {
+		entries, err := d.ReadDir(256)
+		seen += len(entries)
+		for _, e := range entries {
+			if !e.IsDir() || !strings.HasPrefix(e.Name(), prefix) {
+				continue
+			}
+			p := filepath.Join(shmDir, e.Name(), socketName)
+			fi, err := e.Info()
+			if err != nil {
+				continue
+			}
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok && (st.Uid == 0 || st.Uid == uint32(os.Geteuid())) {
+				ours = append(ours, p)
+			} else {
+				others = append(others, p)
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	paths := append(ours, others...)
+	return paths[:min(len(paths), maxCandidates)]
 }
 
 func nsInode() (uint64, error) {

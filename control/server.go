@@ -3,6 +3,7 @@ package control
 import (
 	"bufio"
 	"bytes"
+	"container/list"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -46,9 +48,21 @@ var (
 	requestTimeout = 5 * time.Second
 	// replyTimeout bounds writing the reply (a client that does not read).
 	replyTimeout = 5 * time.Second
-	// maxConns is how many connections are served at once; one more gets a
-	// "busy" reply at once rather than waiting.
-	maxConns = 128
+	// maxConns is how many requests are handled at once; one more gets a
+	// "busy" reply at once rather than waiting. probeSlots more are kept
+	// for status and ready, so that probes are answered while start, stop
+	// and the like wait on services.
+	maxConns   = 128
+	probeSlots = 16
+	// maxReaders is how many connections may be sending their request at
+	// once. One more closes the one that has been at it longest (with a
+	// "busy" reply): idle connections cannot keep a probe out, and a probe
+	// sends its request at once.
+	maxReaders = 512
+	// warnEvery is the least time between two log lines of one kind about
+	// refused, busy or bad connections; the lines held back are counted in
+	// the next one.
+	warnEvery = time.Second
 	// closeWait bounds how long Close waits for requests in flight.
 	closeWait = 2 * time.Second
 )
@@ -63,16 +77,24 @@ type Server struct {
 	ln       *net.UnixListener
 	path     string
 	dev, ino uint64
-	uid      uint32
 
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu     sync.Mutex
-	closed bool
-	conns  map[*net.UnixConn]struct{}
-	wg     sync.WaitGroup
-	sem    chan struct{}
+	rule peerRule
+
+	mu      sync.Mutex
+	closed  bool
+	conns   map[*net.UnixConn]struct{}
+	readers *list.List // of *reading, the oldest first
+	wg      sync.WaitGroup
+	sem     chan struct{}
+	probes  chan struct{} // probeSlots, for status and ready only
+
+	refusedLog, busyLog, badLog, replacedLog limiter
+
+	guardOnce sync.Once
+	watch     *os.File // inotify on the socket's directory, if shared; s.mu
 
 	closeOnce sync.Once
 	closeErr  error
@@ -81,11 +103,18 @@ type Server struct {
 
 var errInUse = errors.New("another vigil is listening there")
 
+// errTaken marks a socket path someone else holds: a file of another user
+// (a live socket, a dead one vigil may not remove) or no socket at all.
+var errTaken = errors.New("taken by someone else")
+
 // Listen creates the socket at the first usable path of SocketPaths(explicit):
 // with explicit, only there (its parent directory made 0700 if missing);
 // otherwise /run/vigil/vigil.sock, making /run (0755) if missing and
 // /run/vigil 0700 (an existing /run/vigil must be a directory owned by
-// vigil's uid; it is set to 0700), and if that fails /dev/shm/vigil-<ino>.sock.
+// vigil's uid; it is set to 0700), and if that fails /dev/shm/vigil-<ino>.sock;
+// if someone else holds that name (the inode is predictable), a socket in a
+// new 0700 directory /dev/shm/vigil-<ino>-<random>/, which clients look for
+// (see call).
 // The socket is mode 0600 from the moment it exists (the mode is set on the
 // socket before bind, and it is inside a 0700 directory where possible). A
 // stale socket file (nothing answers on it) is removed first; a live one is an
@@ -124,6 +153,14 @@ func Listen(explicit string) (*Server, error) {
 			}
 		}
 		errs = append(errs, err)
+		if i == 1 && errors.Is(err, errTaken) {
+			// A squatter at the predictable name must not leave vigil
+			// without a socket.
+			if s, err = listenPrivateShm(p); err == nil {
+				return s, nil
+			}
+			errs = append(errs, err)
+		}
 	}
 	if len(paths) < 2 {
 		errs = append(errs, fmt.Errorf("no /dev/shm fallback: cannot read the inode of %s", mntNS))
@@ -159,6 +196,22 @@ func prepareRunDir(dir string) error {
 		}
 	}
 	return nil
+}
+
+// listenPrivateShm listens in a new 0700 directory next to name (the
+// /dev/shm socket someone else holds): name less ".sock", a dash and a
+// random suffix.
+func listenPrivateShm(name string) (*Server, error) {
+	dir, err := os.MkdirTemp(filepath.Dir(name), strings.TrimSuffix(filepath.Base(name), ".sock")+"-")
+	if err != nil {
+		return nil, err
+	}
+	s, err := listenAt(filepath.Join(dir, socketName))
+	if err != nil {
+		os.Remove(dir)
+		return nil, err
+	}
+	return s, nil
 }
 
 // listenAt binds and listens on path, removing a stale socket first.
@@ -223,8 +276,10 @@ func listenAt(path string) (*Server, error) {
 	return newServer(ln, path, uint64(st.Dev), st.Ino), nil
 }
 
-// removeStale removes a socket file nothing answers on. A live socket is
-// errInUse; anything that is not a socket is left alone and an error.
+// removeStale removes a socket file of vigil's uid (or root's) nothing
+// answers on. A live one is errInUse. Anything else is left alone and
+// errTaken: not a socket, or another user's socket, live or not (it is not
+// even connected to: a squatter could make that hang).
 func removeStale(path string) error {
 	fi, err := os.Lstat(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -234,7 +289,10 @@ func removeStale(path string) error {
 		return err
 	}
 	if fi.Mode().Type() != fs.ModeSocket {
-		return fmt.Errorf("%s exists and is not a socket (left alone)", path)
+		return fmt.Errorf("%s exists and is not a socket (left alone): %w", path, errTaken)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 && st.Uid != uint32(os.Geteuid()) {
+		return fmt.Errorf("%s is a socket of uid %d (left alone): %w", path, st.Uid, errTaken)
 	}
 	c, err := net.DialTimeout("unix", path, time.Second)
 	if err == nil {
@@ -245,6 +303,9 @@ func removeStale(path string) error {
 		return fmt.Errorf("%s: checking for a stale socket: %w", path, err)
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if errors.Is(err, fs.ErrPermission) {
+			return fmt.Errorf("removing stale socket: %w: %w", err, errTaken)
+		}
 		return fmt.Errorf("removing stale socket: %w", err)
 	}
 	return nil
@@ -263,6 +324,7 @@ func (s *Server) Serve(h Handler, log *slog.Logger) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	s.guardOnce.Do(func() { s.guard(log) })
 	var delay time.Duration
 	for {
 		c, err := s.ln.AcceptUnix()
@@ -284,22 +346,26 @@ func (s *Server) Serve(h Handler, log *slog.Logger) error {
 			continue
 		}
 		delay = 0
-		select {
-		case s.sem <- struct{}{}:
-		default:
-			log.Warn("control socket: too many connections at once, refusing one", "max", cap(s.sem))
-			c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-			writeReply(c, reply{Error: "vigil is busy: too many control connections at once, try again"})
-			c.Close()
+		// The peer is checked before it takes anything: a refused user
+		// gets its answer here, without a goroutine or a slot.
+		cred, err := peerCred(c)
+		if err != nil {
+			s.warn(&s.refusedLog, log, slog.LevelWarn, "control socket: cannot read the peer's credentials, refusing", "err", err)
+			refuse(c, reply{Error: "cannot check your credentials"})
+			continue
+		}
+		if !s.rule.allowed(cred.Uid) {
+			s.warn(&s.refusedLog, log, slog.LevelWarn, "control socket: refused a connection from another user", "uid", cred.Uid, "pid", cred.Pid)
+			refuse(c, reply{Error: fmt.Sprintf("permission denied: uid %d may not use vigil's control socket (only root and uid %d)", cred.Uid, s.rule.self)})
 			continue
 		}
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
-			<-s.sem
 			c.Close()
 			return nil
 		}
+		r := s.admit(c)
 		s.conns[c] = struct{}{}
 		s.wg.Add(1)
 		s.mu.Unlock()
@@ -308,18 +374,86 @@ func (s *Server) Serve(h Handler, log *slog.Logger) error {
 				s.mu.Lock()
 				delete(s.conns, c)
 				s.mu.Unlock()
-				<-s.sem
 				s.wg.Done()
 			}()
-			s.serveConn(c, h, log)
+			s.serveConn(r, cred, h, log)
 		}()
 	}
 }
 
-// allowed is the SO_PEERCRED rule: root or the server's own uid.
-func allowed(peer, self uint32) bool {
-	return peer == 0 || peer == self
+// reading is a connection whose request is not read yet.
+type reading struct {
+	c       *net.UnixConn
+	el      *list.Element
+	evicted bool
 }
+
+// admit adds c to the readers, first closing the oldest one if there are
+// maxReaders already; s.mu held.
+func (s *Server) admit(c *net.UnixConn) *reading {
+	if s.readers.Len() >= maxReaders {
+		old := s.readers.Remove(s.readers.Front()).(*reading)
+		old.evicted = true
+		old.c.SetReadDeadline(time.Now())
+	}
+	r := &reading{c: c}
+	r.el = s.readers.PushBack(r)
+	return r
+}
+
+// doneReading takes r off the readers and reports whether it was evicted.
+func (s *Server) doneReading(r *reading) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r.evicted {
+		return true
+	}
+	s.readers.Remove(r.el)
+	return false
+}
+
+// slot takes a handler slot for verb: any of maxConns, or for a probe
+// (status, ready) one of probeSlots when those are taken. ok false: none.
+func (s *Server) slot(verb string) (release func(), ok bool) {
+	select {
+	case s.sem <- struct{}{}:
+		return func() { <-s.sem }, true
+	default:
+	}
+	if verb == verbStatus || verb == verbReady {
+		select {
+		case s.probes <- struct{}{}:
+			return func() { <-s.probes }, true
+		default:
+		}
+	}
+	return nil, false
+}
+
+// warn logs through the limiter l.
+func (s *Server) warn(l *limiter, log *slog.Logger, lvl slog.Level, msg string, args ...any) {
+	ok, held := l.allow(time.Now())
+	if !ok {
+		return
+	}
+	if held > 0 {
+		args = append(args, "held_back", held)
+	}
+	log.Log(context.Background(), lvl, msg, args...)
+}
+
+// refuse answers and closes a connection from the accept loop: the reply
+// is small and the connection new, so its buffer takes it without waiting;
+// the deadline is for the impossible case.
+func refuse(c *net.UnixConn, rep reply) {
+	rep.V = Version
+	b, _ := json.Marshal(rep)
+	c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	c.Write(append(b, '\n'))
+	c.Close()
+}
+
+var errBusy = reply{Error: "vigil is busy: too many control connections at once, try again"}
 
 func peerCred(c *net.UnixConn) (*unix.Ucred, error) {
 	rc, err := c.SyscallConn()
@@ -336,21 +470,17 @@ func peerCred(c *net.UnixConn) (*unix.Ucred, error) {
 	return cred, cerr
 }
 
-func (s *Server) serveConn(c *net.UnixConn, h Handler, log *slog.Logger) {
+func (s *Server) serveConn(r *reading, cred *unix.Ucred, h Handler, log *slog.Logger) {
+	c := r.c
 	defer c.Close()
-	cred, err := peerCred(c)
-	if err != nil {
-		log.Warn("control socket: cannot read the peer's credentials, refusing", "err", err)
-		writeReply(c, reply{Error: "cannot check your credentials"})
-		return
-	}
-	if !allowed(cred.Uid, s.uid) {
-		log.Warn("control socket: refused a connection from another user", "uid", cred.Uid, "pid", cred.Pid)
-		writeReply(c, reply{Error: fmt.Sprintf("permission denied: uid %d may not use vigil's control socket (only root and uid %d)", cred.Uid, s.uid)})
-		return
-	}
 	c.SetReadDeadline(time.Now().Add(requestTimeout))
 	req, err := readRequest(c)
+	if s.doneReading(r) && s.ctx.Err() == nil {
+		s.warn(&s.busyLog, log, slog.LevelWarn, "control socket: too many connections at once, closed the longest idle one",
+			"max", maxReaders, "pid", cred.Pid, "uid", cred.Uid)
+		writeReply(c, errBusy)
+		return
+	}
 	if err != nil {
 		// A client that connects and hangs up without a word (a probe of
 		// the socket, a client that decided not to trust it) is no alarm.
@@ -358,10 +488,18 @@ func (s *Server) serveConn(c *net.UnixConn, h Handler, log *slog.Logger) {
 		if err.Error() == "empty request" {
 			lvl = slog.LevelDebug
 		}
-		log.Log(context.Background(), lvl, "control socket: bad request", "pid", cred.Pid, "uid", cred.Uid, "err", err)
+		s.warn(&s.badLog, log, lvl, "control socket: bad request", "pid", cred.Pid, "uid", cred.Uid, "err", err)
 		writeReply(c, reply{Error: "bad request: " + err.Error()})
 		return
 	}
+	release, ok := s.slot(req.Verb)
+	if !ok {
+		s.warn(&s.busyLog, log, slog.LevelWarn, "control socket: too many connections at once, refusing one",
+			"max", cap(s.sem), "verb", req.Verb)
+		writeReply(c, errBusy)
+		return
+	}
+	defer release()
 	c.SetReadDeadline(time.Time{})
 	writeReply(c, s.dispatch(h, req, log))
 }
@@ -492,10 +630,17 @@ func (s *Server) Close() error {
 		for c := range s.conns {
 			c.SetReadDeadline(time.Now()) // end requests still being read
 		}
+		w := s.watch
 		s.mu.Unlock()
+		if w != nil {
+			w.Close() // first: removing the socket below is no alarm
+		}
 		if fi, err := os.Lstat(s.path); err == nil {
 			if st, ok := fi.Sys().(*syscall.Stat_t); ok && uint64(st.Dev) == s.dev && st.Ino == s.ino {
 				os.Remove(s.path)
+				if privateShm(s.path) {
+					os.Remove(filepath.Dir(s.path)) // only if empty
+				}
 			}
 		}
 		s.closeErr = s.ln.Close()
@@ -553,10 +698,17 @@ func Inherit(fd int, path string) (*Server, error) {
 func newServer(ln *net.UnixListener, path string, dev, ino uint64) *Server {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{
-		ln: ln, path: path, dev: dev, ino: ino, uid: uint32(os.Geteuid()),
+		ln: ln, path: path, dev: dev, ino: ino, rule: currentPeerRule(),
 		ctx: ctx, cancel: cancel,
-		conns: make(map[*net.UnixConn]struct{}),
-		sem:   make(chan struct{}, maxConns),
+		conns:      make(map[*net.UnixConn]struct{}),
+		readers:    list.New(),
+		sem:        make(chan struct{}, maxConns),
+		probes:     make(chan struct{}, probeSlots),
+		refusedLog: limiter{every: warnEvery},
+		busyLog:    limiter{every: warnEvery},
+		badLog:     limiter{every: warnEvery},
+		// Replacements are worth a line each, but not a flood.
+		replacedLog: limiter{every: warnEvery},
 	}
 }
 

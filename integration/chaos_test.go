@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-init/vigil/state"
 	"golang.org/x/sys/unix"
 )
 
@@ -1175,7 +1176,8 @@ func TestChaosFullStateVolume(t *testing.T) {
 	dir := t.TempDir()
 	sdir := filepath.Join(dir, "state")
 	os.Mkdir(sdir, 0o755)
-	if err := unix.Mount("tmpfs", sdir, "tmpfs", 0, "size=64k"); err != nil {
+	// mode: a tmpfs root is 1777, a volume others could write.
+	if err := unix.Mount("tmpfs", sdir, "tmpfs", 0, "size=64k,mode=0755"); err != nil {
 		t.Skipf("cannot mount a tmpfs: %v", err)
 	}
 	t.Cleanup(func() { unix.Unmount(sdir, unix.MNT_DETACH) })
@@ -1525,26 +1527,28 @@ func TestSecurityFileModes(t *testing.T) {
 	v := start(t, modes[0], opts{env: []string{"VIGIL_SOCKET=" + sock}, setup: wrap}, "-c", cfg)
 	waitFor(t, 15*time.Second, "socket", func() bool { return ctlOK(t, sock, "status") })
 	waitFor(t, 30*time.Second, "crash given up", func() bool { s, _, _ := svc(t, sock, "crash"); return s == "given-up" })
-	waitFor(t, 15*time.Second, "state file", func() bool { _, err := os.Stat(filepath.Join(sdir, "state.json")); return err == nil })
+	// sdir is 0777: vigil keeps its files in its own private directory there.
+	priv := filepath.Join(sdir, state.PrivateDir)
+	waitFor(t, 15*time.Second, "state file", func() bool { _, err := os.Stat(filepath.Join(priv, "state.json")); return err == nil })
 	modesSeen := map[string]os.FileMode{}
-	for _, p := range []string{sock, filepath.Dir(sock), filepath.Join(sdir, "state.json")} {
+	for _, p := range []string{sock, filepath.Dir(sock), priv, filepath.Join(priv, "state.json")} {
 		fi, err := os.Stat(p)
 		if err != nil {
 			t.Fatal(err)
 		}
 		modesSeen[p] = fi.Mode().Perm()
 	}
-	files, _ := os.ReadDir(sdir)
+	files, _ := os.ReadDir(priv)
 	for _, f := range files {
-		if fi, err := os.Stat(filepath.Join(sdir, f.Name())); err == nil {
-			modesSeen[filepath.Join(sdir, f.Name())] = fi.Mode().Perm()
+		if fi, err := os.Stat(filepath.Join(priv, f.Name())); err == nil {
+			modesSeen[filepath.Join(priv, f.Name())] = fi.Mode().Perm()
 		}
 	}
 	v.signal(unix.SIGTERM)
 	v.wait(15 * time.Second)
 	for p, m := range modesSeen {
 		want := os.FileMode(0o600)
-		if p == filepath.Dir(sock) {
+		if p == filepath.Dir(sock) || p == priv {
 			want = 0o700
 		}
 		if m&0o077 != 0 {

@@ -25,8 +25,10 @@ type fsys interface {
 	ReadDir(name string) ([]fs.DirEntry, error)
 	// SyncDir fsyncs a directory, making a rename in it durable.
 	SyncDir(dir string) error
-	// Lock takes an exclusive flock on dir without waiting: an error
-	// wrapping ErrLocked if another open file description holds it.
+	// Lock takes the exclusive lock of the state directory dir without
+	// waiting: an error wrapping ErrLocked if another open file
+	// description holds it. The real one returns a *held, which says
+	// where the files live (dir, or its private subdirectory).
 	Lock(dir string) (io.Closer, error)
 }
 
@@ -50,7 +52,9 @@ const (
 
 type osFS struct{}
 
-func (osFS) ReadFile(name string) ([]byte, error) { return os.ReadFile(name) }
+// ReadFile is readOwn: the state file lives where others may have planted
+// a FIFO, a link to /dev/zero or a file of their own.
+func (osFS) ReadFile(name string) ([]byte, error) { return readOwn(name) }
 
 func (osFS) CreateTemp(dir, pattern string) (file, error) {
 	f, err := os.CreateTemp(dir, pattern)
@@ -90,45 +94,13 @@ func (osFS) SyncDir(dir string) error {
 	return err
 }
 
-// Lock flocks the directory itself: that works on a read-only volume too,
-// and leaves nothing behind. Where a directory cannot be flocked it falls
-// back to the lock file dir/.lock; every vigil on the same filesystem takes
-// the same branch, so they still exclude each other. The descriptors are
-// close-on-exec: a re-exec releases the lock, and the new image takes it
-// again in Open.
+// Lock is lockDir (see there).
 func (osFS) Lock(dir string) (io.Closer, error) {
-	d, err := os.Open(dir)
+	h, err := lockDir(dir)
 	if err != nil {
-		return nil, err
+		return nil, err // not a typed nil in the interface
 	}
-	if fi, err := d.Stat(); err != nil || !fi.IsDir() {
-		d.Close()
-		if err == nil {
-			err = &fs.PathError{Op: "open", Path: dir, Err: syscall.ENOTDIR}
-		}
-		return nil, err
-	}
-	err = flock(d)
-	if err == nil {
-		return d, nil
-	}
-	d.Close()
-	if errors.Is(err, unix.EWOULDBLOCK) {
-		return nil, fmt.Errorf("%s: %w", dir, ErrLocked)
-	}
-	name := filepath.Join(dir, lockName)
-	lf, ferr := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
-	if ferr != nil {
-		return nil, fmt.Errorf("flock %s: %w (lock file: %w)", dir, err, ferr)
-	}
-	if ferr = flock(lf); ferr != nil {
-		lf.Close()
-		if errors.Is(ferr, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%s: %w", name, ErrLocked)
-		}
-		return nil, fmt.Errorf("flock %s: %w (lock file: %w)", dir, err, ferr)
-	}
-	return lf, nil
+	return h, nil
 }
 
 func flock(f *os.File) error {
@@ -213,7 +185,7 @@ func writeInPlace(fsys fsys, dir string, data []byte) error {
 	path := filepath.Join(dir, FileName)
 	// No O_CREATE: a mount point exists; if it went away, fail and let the
 	// caller go back to the atomic path.
-	f, err := fsys.OpenFile(path, os.O_WRONLY, 0)
+	f, err := fsys.OpenFile(path, os.O_WRONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return err
 	}

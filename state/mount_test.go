@@ -16,6 +16,10 @@ import (
 
 func mountTmpfs(t *testing.T, dir, opts string) {
 	t.Helper()
+	// A tmpfs root is 1777 unless told: a volume others could write, where
+	// vigil would keep its files in a private directory; these tests are
+	// about read-only and full volumes, not neighbours.
+	opts += ",mode=0700"
 	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, opts); err != nil {
 		t.Skipf("cannot mount a tmpfs (%v): needs root", err)
 	}
@@ -24,7 +28,7 @@ func mountTmpfs(t *testing.T, dir, opts string) {
 
 func remount(t *testing.T, dir string, flags uintptr, opts string) {
 	t.Helper()
-	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_REMOUNT|flags, opts); err != nil {
+	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_REMOUNT|flags, opts+",mode=0700"); err != nil {
 		t.Fatalf("remount %s: %v", dir, err)
 	}
 }

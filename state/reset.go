@@ -32,6 +32,9 @@ func reset(fsys fsys, dir string, names []string) error {
 		return fmt.Errorf("state: %w", err)
 	}
 	defer lk.Close()
+	if h, ok := lk.(*held); ok {
+		dir = h.base
+	}
 
 	path := filepath.Join(dir, FileName)
 	data, err := fsys.ReadFile(path)

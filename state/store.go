@@ -40,8 +40,10 @@ var errClosed = errors.New("state: store closed")
 // drops, Flush and Close return nil): that is what Open returns with
 // ErrLocked, so the caller can go on with the same code.
 type Store struct {
-	dir    string
-	path   string
+	dir    string // the state directory as configured
+	base   string // where the files are, for I/O: dir or its private directory
+	path   string // the state file as the log shows it
+	file   string // the state file, for I/O
 	log    *slog.Logger
 	o      options
 	loaded File
@@ -89,7 +91,9 @@ func open(dir string, log *slog.Logger, o options) (*Store, error) {
 	}
 	s := &Store{
 		dir:     dir,
+		base:    dir,
 		path:    filepath.Join(dir, FileName),
+		file:    filepath.Join(dir, FileName),
 		log:     log,
 		o:       o,
 		kick:    make(chan struct{}, 1),
@@ -99,7 +103,7 @@ func open(dir string, log *slog.Logger, o options) (*Store, error) {
 	}
 	lk, err := o.fs.Lock(dir)
 	switch {
-	case errors.Is(err, ErrLocked):
+	case errors.Is(err, ErrLocked) || errors.Is(err, ErrUnsafe):
 		return nil, fmt.Errorf("state: %w", err)
 	case err != nil:
 		s.failing = true
@@ -107,20 +111,34 @@ func open(dir string, log *slog.Logger, o options) (*Store, error) {
 		s.loaded = s.read(false)
 	default:
 		s.lock = lk
-		removeTemps(o.fs, dir)
+		s.adopt(lk)
+		removeTemps(o.fs, s.base)
 		s.loaded = s.read(true)
 	}
 	go s.run()
 	return s, nil
 }
 
+// adopt puts the store's files where the lock lk says they are.
+func (s *Store) adopt(lk io.Closer) {
+	h, ok := lk.(*held)
+	if !ok {
+		return
+	}
+	s.base, s.path, s.file = h.base, filepath.Join(h.shown, FileName), filepath.Join(h.base, FileName)
+	if h.shared {
+		s.log.Warn("the state directory is writable by other users; vigil keeps its files in its own "+
+			"private directory there", "dir", s.dir, "private", h.shown)
+	}
+}
+
 // read loads the state file. A corrupt or unreadable one is moved aside if
 // the lock is held (and left alone otherwise); either way it is logged as an
 // error and the state starts fresh.
 func (s *Store) read(locked bool) File {
-	data, err := s.o.fs.ReadFile(s.path)
+	data, err := s.o.fs.ReadFile(s.file)
 	if errors.Is(err, fs.ErrNotExist) {
-		return empty()
+		return s.readShared()
 	}
 	if err == nil {
 		var f File
@@ -133,20 +151,48 @@ func (s *Store) read(locked bool) File {
 		return empty()
 	}
 	aside := s.asideName(time.Now())
-	if rerr := s.o.fs.Rename(s.path, aside); rerr != nil {
+	shown := filepath.Join(filepath.Dir(s.path), filepath.Base(aside))
+	if rerr := s.o.fs.Rename(s.file, aside); rerr != nil {
 		s.log.Error("state file is corrupt or unreadable and cannot be moved aside; starting fresh",
 			"file", s.path, "err", err, "rename_err", rerr)
 		return empty()
 	}
-	_ = s.o.fs.SyncDir(s.dir)
+	_ = s.o.fs.SyncDir(s.base)
 	s.log.Error("state file is corrupt or unreadable; moved it aside and starting fresh",
-		"file", s.path, "moved_to", aside, "err", err)
+		"file", s.path, "moved_to", shown, "err", err)
 	return empty()
+}
+
+// readShared loads, once, a state file an older vigil left in a state
+// directory others can write, now that the files live in the private
+// directory: only a regular file of vigil's own with no other name (the
+// checks of ReadFile), else nothing. It is never moved or changed: the
+// directory is not vigil's alone.
+func (s *Store) readShared() File {
+	if s.base == s.dir {
+		return empty()
+	}
+	legacy := filepath.Join(s.dir, FileName)
+	data, err := s.o.fs.ReadFile(legacy)
+	if errors.Is(err, fs.ErrNotExist) {
+		return empty()
+	}
+	var f File
+	if err == nil {
+		f, err = Decode(data)
+	}
+	if err != nil {
+		s.log.Warn("ignoring the state file in the shared state directory", "file", legacy, "err", err)
+		return empty()
+	}
+	s.log.Info("loaded the state file of the shared state directory; it is kept in the private one from now on",
+		"file", legacy, "now", s.path)
+	return f
 }
 
 // asideName is state.json.corrupt-<UTC time>, with -2, -3, ... if taken.
 func (s *Store) asideName(now time.Time) string {
-	base := s.path + ".corrupt-" + now.UTC().Format("20060102T150405Z")
+	base := s.file + ".corrupt-" + now.UTC().Format("20060102T150405Z")
 	name := base
 	for i := 2; i < 1000; i++ {
 		if _, err := s.o.fs.Lstat(name); errors.Is(err, fs.ErrNotExist) {
@@ -249,7 +295,8 @@ func (s *Store) Flush(ctx context.Context) error {
 }
 
 // Close flushes (bounded: 2 s) and releases the lock. Later Saves are
-// dropped. A writer stuck on a hung disk is left behind.
+// dropped. A writer stuck on a hung disk is left behind (and the lock of a
+// private directory with it).
 func (s *Store) Close() error {
 	if s == nil {
 		return nil
@@ -268,14 +315,22 @@ func (s *Store) Close() error {
 		err = fmt.Errorf("state: last write not done after %v: %w", s.o.closeWait, err)
 	}
 	close(s.quit)
+	stuck := false
 	select {
 	case <-s.exited:
 	case <-ctx.Done():
+		stuck = true
 	}
 	s.mu.Lock()
 	lk := s.lock
 	s.lock = nil
 	s.mu.Unlock()
+	if h, ok := lk.(*held); ok && stuck && h.keep != nil {
+		// The stuck writer reaches its files through this descriptor's
+		// number: closed, the number could name another directory by the
+		// time the writer wakes up. Kept open (and locked) until exit or exec.
+		lk = nil
+	}
 	if lk != nil {
 		if cerr := lk.Close(); cerr != nil {
 			err = errors.Join(err, fmt.Errorf("state: release the lock: %w", cerr))
@@ -353,7 +408,7 @@ func (s *Store) attempt() time.Time {
 			s.latest = nil
 		}
 	}
-	if errors.Is(err, ErrLocked) {
+	if errors.Is(err, ErrLocked) || errors.Is(err, ErrUnsafe) {
 		s.disabled = err
 	}
 	s.broadcast()
@@ -375,6 +430,9 @@ func (s *Store) account(err error) time.Time {
 		return now.Add(s.o.minInterval)
 	case errors.Is(err, ErrLocked):
 		s.log.Error("another vigil took the state directory; running without persistence", "dir", s.dir, "err", err)
+		return now
+	case errors.Is(err, ErrUnsafe):
+		s.log.Error("the state directory is not safe to use; running without persistence", "dir", s.dir, "err", err)
 		return now
 	}
 	if s.backoff == 0 {
@@ -413,7 +471,8 @@ func (s *Store) ensureLock() error {
 	}
 	s.lock = lk
 	s.mu.Unlock()
-	removeTemps(s.o.fs, s.dir)
+	s.adopt(lk)
+	removeTemps(s.o.fs, s.base)
 	return nil
 }
 
@@ -430,9 +489,9 @@ func (s *Store) quitDone() bool {
 
 func (s *Store) write(data []byte) error {
 	if s.inPlace {
-		return writeInPlace(s.o.fs, s.dir, data)
+		return writeInPlace(s.o.fs, s.base, data)
 	}
-	err := writeAtomic(s.o.fs, s.dir, data)
+	err := writeAtomic(s.o.fs, s.base, data)
 	if !errors.Is(err, errBindMounted) {
 		return err
 	}
@@ -440,5 +499,5 @@ func (s *Store) write(data []byte) error {
 	s.log.Warn("the state file is a single bind-mounted file: it cannot be replaced atomically, so vigil "+
 		"overwrites it in place (a crash mid-write loses it); mount a directory instead",
 		"file", s.path)
-	return writeInPlace(s.o.fs, s.dir, data)
+	return writeInPlace(s.o.fs, s.base, data)
 }

@@ -161,7 +161,7 @@ func TestLoad(t *testing.T) {
 	})
 	t.Run("a second corrupt file in the same second gets its own name", func(t *testing.T) {
 		dir := t.TempDir()
-		s := &Store{path: filepath.Join(dir, FileName), o: fast(osFS{})}
+		s := &Store{path: filepath.Join(dir, FileName), file: filepath.Join(dir, FileName), o: fast(osFS{})}
 		now := time.Date(2026, 11, 26, 3, 15, 0, 0, time.UTC)
 		first := s.asideName(now)
 		if filepath.Base(first) != "state.json.corrupt-20261126T031500Z" {
@@ -188,6 +188,7 @@ func TestSave(t *testing.T) {
 		for _, umask := range []int{0, 0o022, 0o077, 0o777} {
 			old := syscall.Umask(umask)
 			dir := t.TempDir()
+			os.Chmod(dir, 0o700) // t.TempDir follows the umask
 			s, _ := openT(t, dir, fast(osFS{}))
 			s.Save(snap(3))
 			flush(t, s)
@@ -358,8 +359,9 @@ func TestLock(t *testing.T) {
 		}
 		s3.Close()
 	})
-	t.Run("the lock leaves no file behind", func(t *testing.T) {
+	t.Run("the lock of a directory only vigil can read leaves no file behind", func(t *testing.T) {
 		dir := t.TempDir()
+		os.Chmod(dir, 0o700)
 		s, _ := openT(t, dir, fast(osFS{}))
 		s.Close()
 		if entries, _ := os.ReadDir(dir); len(entries) != 0 {
@@ -617,6 +619,7 @@ func TestReset(t *testing.T) {
 	}
 	t.Run("missing file: nothing to reset", func(t *testing.T) {
 		dir := t.TempDir()
+		os.Chmod(dir, 0o700) // a directory others can read gets a lock file
 		if err := Reset(dir, []string{"web"}); err != nil {
 			t.Fatal(err)
 		}

@@ -56,6 +56,8 @@ func main() {
 		pause()
 	case "die-at-exec": // die-at-exec SOCK FILE: hold a connection to the control socket open with half a request; when it closes, exit 1
 		dieAtExec(args[0], args[1])
+	case "squat": // squat SOCK FILE: a squatter's socket at SOCK ("shm": vigil's /dev/shm name in our mount namespace), answering every request as a vigil with one service "impostor"; "listening PATH" to FILE, then stay
+		squat(args[0], args[1])
 	case "crash": // crash FILE: append "run" to FILE and exit 1
 		appendLine(args[0], "run")
 		os.Exit(1)
@@ -304,4 +306,35 @@ func atoi64(s string) int64 {
 func fail(msg string) {
 	fmt.Fprintln(os.Stderr, "chaosprog:", msg)
 	os.Exit(100)
+}
+
+// squat listens where vigil wants its socket and answers like a vigil,
+// as a hostile neighbour would: a client that trusts it is fooled.
+func squat(sock, file string) {
+	if sock == "shm" {
+		var st unix.Stat_t
+		if err := unix.Stat("/proc/self/ns/mnt", &st); err != nil {
+			fail(err.Error())
+		}
+		sock = fmt.Sprintf("/dev/shm/vigil-%d.sock", st.Ino)
+	}
+	os.Remove(sock)
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		fail(err.Error())
+	}
+	os.Chmod(sock, 0o666)
+	appendLine(file, "listening "+sock)
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			continue
+		}
+		go func() {
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			bufio.NewReader(c).ReadString('\n')
+			fmt.Fprintf(c, "{\"v\":1,\"ok\":true,\"ready\":true,\"services\":[{\"name\":\"impostor\",\"state\":\"ready\"}]}\n")
+		}()
+	}
 }
