@@ -183,3 +183,53 @@ func TestReexecExitInTheExecWindow(t *testing.T) {
 		t.Errorf("exit %d after TERM", code)
 	}
 }
+
+// TestRefusedHandoffFailsSafe: an image that cannot take the handoff it was
+// given (here: garbage at VIGIL_HANDOFF_FD) must not start a second copy of
+// the services the old image still runs, nor leak the descriptors the old
+// image left open: the old processes are stopped first, and the new
+// services see none of the inherited descriptors.
+func TestRefusedHandoffFailsSafe(t *testing.T) {
+	dir := t.TempDir()
+	garbage := filepath.Join(dir, "handoff")
+	leak := filepath.Join(dir, "leak")
+	for _, f := range []string{garbage, leak} {
+		if err := os.WriteFile(f, []byte("\x02not a handoff"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := config(t, dir, `{"services": [
+		{"name": "svc", "command": "ls -l /proc/$$/fd > $D/fds; exec sleep 1000"}
+	]}`)
+	// The shell's sleep becomes vigil's child at the exec: the old image's
+	// service, as far as the new one can tell.
+	script := `sleep 1000 & echo $! > "$1/leftover"; exec "$2" -c "$3" 3<"$1/handoff" 4<"$1/leak"`
+	v := start(t, modes[1], opts{
+		env: []string{"VIGIL_HANDOFF_FD=3", "VIGIL_SOCKET=" + filepath.Join(dir, "sock"), "VIGIL_SHUTDOWN_TIMEOUT=5s"},
+		setup: func(c *exec.Cmd) {
+			c.Path = "/bin/sh"
+			c.Args = []string{"sh", "-c", script, "sh", dir, vigilBin, cfg}
+		},
+	})
+	waitFor(t, 20*time.Second, "svc started", func() bool { return len(lines(filepath.Join(dir, "fds"))) > 0 })
+	left := lines(filepath.Join(dir, "leftover"))
+	if len(left) != 1 {
+		t.Fatalf("leftover pid file: %v", left)
+	}
+	if _, err := os.Stat("/proc/" + left[0]); err == nil {
+		t.Errorf("the old image's process %s still runs beside the new services", left[0])
+	}
+	for _, l := range lines(filepath.Join(dir, "fds")) {
+		if strings.Contains(l, garbage) || strings.Contains(l, leak) {
+			t.Errorf("a service inherited the old image's descriptor: %s", l)
+		}
+	}
+	if n := strings.Count(v.stderr.String(), "started service=svc"); n != 1 {
+		t.Errorf("svc started %d times, want 1", n)
+	}
+	if !strings.Contains(v.stderr.String(), "cannot take the re-exec handoff") {
+		t.Error("the refused handoff is not logged")
+	}
+	v.signal(unix.SIGTERM)
+	v.wait(20 * time.Second)
+}

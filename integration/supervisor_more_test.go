@@ -234,3 +234,49 @@ func TestEscapedProcessesAreStopped(t *testing.T) {
 		t.Errorf("no log line about escaped processes")
 	}
 }
+
+// TestInheritedDescriptorsReachOnlyMain: a descriptor vigil's parent left
+// open (fd 3 on a root-only file) reaches the main process, as under tini,
+// but no service: services get 0-2 and what their config gives them.
+func TestInheritedDescriptorsReachOnlyMain(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			dir := t.TempDir()
+			secret := filepath.Join(dir, "secret")
+			if err := os.WriteFile(secret, []byte("root only"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			f, err := os.Open(secret)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			cfg := config(t, dir, `{"services": [
+				{"name": "svc", "command": "ls -l /proc/$$/fd > $D/svcfds; exec sleep 1000"}
+			]}`)
+			v := start(t, m, opts{
+				env:   []string{"VIGIL_SOCKET=" + filepath.Join(dir, "sock")},
+				setup: func(c *exec.Cmd) { c.ExtraFiles = []*os.File{f} },
+			}, "-c", cfg, "--", "sh", "-c", "ls -l /proc/$$/fd > "+dir+"/mainfds; exec sleep 1000")
+			waitFor(t, 20*time.Second, "both listed", func() bool {
+				return len(lines(filepath.Join(dir, "svcfds"))) > 0 && len(lines(filepath.Join(dir, "mainfds"))) > 0
+			})
+			has := func(file string) bool {
+				for _, l := range lines(file) {
+					if strings.HasSuffix(l, " 3 -> "+secret) {
+						return true
+					}
+				}
+				return false
+			}
+			if !has(filepath.Join(dir, "mainfds")) {
+				t.Errorf("main did not get fd 3: %v", lines(filepath.Join(dir, "mainfds")))
+			}
+			if has(filepath.Join(dir, "svcfds")) {
+				t.Errorf("a service got vigil's inherited fd 3: %v", lines(filepath.Join(dir, "svcfds")))
+			}
+			v.signal(unix.SIGTERM)
+			v.wait(20 * time.Second)
+		})
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -27,6 +28,9 @@ type Command struct {
 	// Terminal, if >= 0, is the controlling terminal's fd in vigil: the child's
 	// process group is made the terminal's foreground group.
 	Terminal int
+	// Inherit are descriptors of vigil's passed at the same numbers (the
+	// main process gets back what vigil inherited, as under tini).
+	Inherit []int
 	// Session puts the child in a session of its own; otherwise it gets a
 	// process group of its own.
 	Session    bool
@@ -72,6 +76,12 @@ func StartTo(r *reaper.Reaper, c Command, sink reaper.Sink) (int, error) {
 	files := c.Files
 	if files == nil {
 		files = []uintptr{0, 1, 2}
+	}
+	for _, fd := range c.Inherit {
+		for len(files) <= fd {
+			files = append(files, ^uintptr(0)) // closed in the child
+		}
+		files[fd] = uintptr(fd)
 	}
 	sys := &syscall.SysProcAttr{Credential: c.Credential}
 	switch {
@@ -179,4 +189,30 @@ func ExitCode(err error) int {
 		return se.Code
 	}
 	return 1
+}
+
+// TakeInherited makes the descriptors above 2 that vigil inherited open
+// across its exec close-on-exec, and returns them. Services and checks then
+// get only 0-2 and what their config gives them, never a descriptor a
+// careless parent left open (a root-only file, say); the main process gets
+// them back through Command.Inherit.
+func TakeInherited() []int {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, e := range entries {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil || fd <= 2 {
+			continue
+		}
+		flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+		if err != nil || flags&unix.FD_CLOEXEC != 0 {
+			continue // vigil's own, or the directory being read
+		}
+		unix.FcntlInt(uintptr(fd), unix.F_SETFD, flags|unix.FD_CLOEXEC)
+		out = append(out, fd)
+	}
+	return out
 }

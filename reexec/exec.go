@@ -253,3 +253,20 @@ func InheritedListener() (*Listener, error) {
 	}
 	return &Listener{FD: fd, Path: path}, nil
 }
+
+// CloseInherited marks every descriptor above 2 close-on-exec. A refused
+// handoff leaves the old image's descriptors (its services' pipes, whose
+// FD_CLOEXEC was cleared for the exec) open without an owner: they must not
+// leak into every child started from now on.
+func CloseInherited() error {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return fmt.Errorf("list descriptors: %w", err)
+	}
+	for _, e := range entries {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC)
+		}
+	}
+	return nil
+}

@@ -122,6 +122,7 @@ func (s *Supervisor) command(svc *service) (proc.Command, []*os.File, []*pump, e
 	c.Env = append(env, svc.Env...)
 	if svc.isMain {
 		c.Terminal = s.o.Terminal
+		c.Inherit = s.o.MainFiles
 		return c, nil, nil, nil // vigil's own stdin, stdout and stderr
 	}
 	c.Session = true

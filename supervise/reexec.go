@@ -131,6 +131,12 @@ func (s *Supervisor) reexecNow(reason string) {
 	if s.shuttingDown || s.o.Reexec == nil {
 		return
 	}
+	if reason != "requested" { // `vigil reexec` checked before it asked
+		if err := s.o.Reexec.Check(); err != nil {
+			s.log.Error("not re-executing: the new binary failed its check", "reason", reason, "err", err)
+			return
+		}
+	}
 	s.log.Info("re-executing", "reason", reason, "generation", s.o.Generation+1)
 	// The state's lock closes with the exec; the new image opens it again.
 	s.flushState()

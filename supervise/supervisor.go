@@ -41,7 +41,10 @@ type Options struct {
 	// keeps the terminal (Terminal >= 0) and vigil's stdin; nil if none.
 	Main     []string
 	Terminal int
-	ExitZero []int // main statuses that count as success (-e)
+	// MainFiles are the descriptors vigil inherited, passed on to main
+	// only (proc.TakeInherited).
+	MainFiles []int
+	ExitZero  []int // main statuses that count as success (-e)
 	// Wrapper is tini's mode: main and nothing else, every signal
 	// forwarded to it (the wrapper column of docs/signals.md).
 	Wrapper bool

@@ -65,6 +65,11 @@ func run(args []string) int {
 	// A vigil that replaced itself in place (re-exec) finds its services
 	// here; they must be adopted before the reaper's first pass.
 	handoff, herr := reexec.Read()
+	var inherited []int
+	if handoff == nil && herr == nil {
+		// Only the main process gets what vigil's parent left open.
+		inherited = proc.TakeInherited()
+	}
 	resumeGC := func() {}
 	if handoff != nil {
 		handoff.CheckProcesses()
@@ -117,7 +122,7 @@ func run(args []string) int {
 	}
 	defer closer.Close()
 	if herr != nil {
-		log.Error("ignoring the re-exec handoff", "err", herr)
+		log.Error("cannot take the re-exec handoff: stopping what the old image ran, then starting afresh", "err", herr)
 	}
 	if handoff != nil {
 		log.Debug("handoff read and config loaded", "services", len(handoff.Services))
@@ -136,7 +141,7 @@ func run(args []string) int {
 		}
 	}
 
-	return runtime(log, rp, exits, sigs, inv, st, stderr, handoff, resumeGC)
+	return runtime(log, rp, exits, sigs, inv, st, stderr, handoff, herr != nil, inherited, resumeGC)
 }
 
 // tune keeps an idle vigil small: few threads, and a soft memory limit that

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/vigil-init/vigil/config"
 	"github.com/vigil-init/vigil/control"
@@ -17,15 +18,32 @@ import (
 	"github.com/vigil-init/vigil/reexec"
 	"github.com/vigil-init/vigil/state"
 	"github.com/vigil-init/vigil/supervise"
+	"golang.org/x/sys/unix"
 )
 
 // runtime runs the main process and the services of the config, if any:
 // wrapper mode is the same supervisor with no services and the wrapper
 // column of the signal table. resumeGC is called once the services of a
 // handoff are adopted.
-func runtime(log *slog.Logger, rp *reaper.Reaper, exits *reaper.Queue, sigs <-chan os.Signal, inv invocation, st setup, stderr *proc.Output, handoff *reexec.Handoff, resumeGC func()) int {
+//
+// refused says a re-exec's handoff could not be taken: the processes the old
+// image ran are stopped before anything starts again.
+func runtime(log *slog.Logger, rp *reaper.Reaper, exits *reaper.Queue, sigs <-chan os.Signal, inv invocation, st setup, stderr *proc.Output, handoff *reexec.Handoff, refused bool, inherited []int, resumeGC func()) int {
 	s := st.settings
 	wrapper := !st.supervisor
+	done := make(chan struct{})
+	defer close(done)
+	reaping := false
+	if refused {
+		// The old image's services still run, and this one knows nothing
+		// of them: adopt nothing, leak nothing, start nothing twice.
+		if err := reexec.CloseInherited(); err != nil {
+			log.Warn("cannot close the old image's descriptors", "err", err)
+		}
+		go rp.Run(done)
+		reaping = true
+		stopLeftovers(log, rp, s.ShutdownTimeout)
+	}
 	var term = -1
 	if len(inv.command) > 0 {
 		term = proc.ForegroundTerminal()
@@ -49,6 +67,7 @@ func runtime(log *slog.Logger, rp *reaper.Reaper, exits *reaper.Queue, sigs <-ch
 		Services:        st.services,
 		Main:            inv.command,
 		Terminal:        term,
+		MainFiles:       inherited,
 		ExitZero:        inv.flags.exitZero,
 		Wrapper:         wrapper,
 		Env:             proc.CleanEnv(os.Environ()),
@@ -80,9 +99,9 @@ func runtime(log *slog.Logger, rp *reaper.Reaper, exits *reaper.Queue, sigs <-ch
 	}
 	// Only now, with a handoff's children adopted: the first pass must not
 	// reap one of them as an orphan.
-	done := make(chan struct{})
-	defer close(done)
-	go rp.Run(done)
+	if !reaping {
+		go rp.Run(done)
+	}
 	if handoff == nil && !wrapper {
 		log.Info("supervising", "services", len(st.services), "config", st.configPath)
 	}
@@ -216,3 +235,32 @@ func offlineReset(names []string) int {
 	}
 	return 0
 }
+
+// stopLeftovers ends every process vigil has, as the wrapper ends what
+// outlived main: SIGTERM, SIGKILL after timeout, and waits until they are
+// gone (at most killGrace after the SIGKILL).
+func stopLeftovers(log *slog.Logger, rp *reaper.Reaper, timeout time.Duration) {
+	gone := rp.NoChildren()
+	if !proc.SignalAll(unix.SIGTERM) {
+		return
+	}
+	proc.SignalAll(unix.SIGCONT)
+	log.Warn("stopping the processes of the image before this one", "timeout", timeout)
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-gone:
+		return
+	case <-t.C:
+	}
+	proc.SignalAll(unix.SIGKILL)
+	select {
+	case <-gone:
+	case <-time.After(killGrace):
+		log.Error("processes survived SIGKILL; starting anyway", "waited", killGrace)
+	}
+}
+
+// killGrace bounds the wait after SIGKILL: a process in uninterruptible
+// sleep must not hold the start for ever.
+const killGrace = 5 * time.Second
