@@ -182,6 +182,31 @@ func CleanEnv(environ []string) []string {
 	return out
 }
 
+// MergeEnv joins environments, each a list of NAME=VALUE: every name once,
+// in the order first seen, with the value of the last list that has it.
+// getenv in glibc, Go, Python and Perl takes the first of two: a service's
+// own value must not be shadowed by vigil's.
+func MergeEnv(lists ...[]string) []string {
+	n := 0
+	for _, l := range lists {
+		n += len(l)
+	}
+	out := make([]string, 0, n)
+	at := make(map[string]int, n)
+	for _, l := range lists {
+		for _, kv := range l {
+			k, _, _ := strings.Cut(kv, "=")
+			if i, ok := at[k]; ok {
+				out[i] = kv
+				continue
+			}
+			at[k] = len(out)
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
 // ExitCode is the status vigil exits with when err stopped a start.
 func ExitCode(err error) int {
 	var se *StartError

@@ -117,3 +117,25 @@ func TestProcStatSelf(t *testing.T) {
 		t.Errorf("ProcStat of no process: %v, want not exist", err)
 	}
 }
+
+func TestMergeEnv(t *testing.T) {
+	tests := []struct {
+		name  string
+		lists [][]string
+		want  []string
+	}{
+		{"the later list wins, in the first place seen", [][]string{{"A=1", "B=2"}, {"B=3"}}, []string{"A=1", "B=3"}},
+		{"a name twice in one list is once", [][]string{{"A=1", "A=2"}}, []string{"A=2"}},
+		{"HOME of the user over vigil's", [][]string{{"HOME=/root", "PATH=/bin"}, {"HOME=/home/app"}, {"X=y"}}, []string{"HOME=/home/app", "PATH=/bin", "X=y"}},
+		{"an entry without = is a name", [][]string{{"WEIRD"}, {"WEIRD=v"}}, []string{"WEIRD=v"}},
+		{"empty values count", [][]string{{"A=1"}, {"A="}}, []string{"A="}},
+		{"nothing", nil, []string{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := MergeEnv(tc.lists...); !slices.Equal(got, tc.want) {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -100,26 +100,37 @@ func (s *Supervisor) spawn(svc *service) {
 	s.become(svc, Running, slog.LevelInfo, "started", "pid", pid)
 	switch {
 	case svc.Ready != nil:
-		s.watchReady(svc, cmd.Env)
+		s.watchReady(svc, cmd)
 	case !svc.Oneshot:
 		s.becomeReady(svc)
 	}
 }
 
+// identity is how svc's processes run, its checks' too: its argv, dir,
+// user (credential and HOME) and environment, each name once with the
+// service's own value winning over vigil's.
+func (s *Supervisor) identity(svc *service) (proc.Command, error) {
+	c := proc.Command{Argv: svc.Argv, Dir: svc.Dir, Terminal: -1}
+	var home []string
+	if svc.User != "" {
+		cred, dir, err := proc.Credential(s.o.Root, svc.User)
+		if err != nil {
+			return c, &proc.StartError{Argv0: svc.Argv[0], Code: 126, Err: err}
+		}
+		c.Credential = cred
+		home = []string{"HOME=" + dir}
+	}
+	c.Env = proc.MergeEnv(s.o.Env, home, svc.Env)
+	return c, nil
+}
+
 // command builds how svc is started. closeAfter are vigil's copies of the
 // child's pipe ends, closed once the child has them.
 func (s *Supervisor) command(svc *service) (proc.Command, []*os.File, []*pump, error) {
-	c := proc.Command{Argv: svc.Argv, Dir: svc.Dir, Terminal: -1}
-	env := slices.Clone(s.o.Env)
-	if svc.User != "" {
-		cred, home, err := proc.Credential(s.o.Root, svc.User)
-		if err != nil {
-			return c, nil, nil, &proc.StartError{Argv0: svc.Argv[0], Code: 126, Err: err}
-		}
-		c.Credential = cred
-		env = append(env, "HOME="+home)
+	c, err := s.identity(svc)
+	if err != nil {
+		return c, nil, nil, err
 	}
-	c.Env = append(env, svc.Env...)
 	if svc.isMain {
 		c.Terminal = s.o.Terminal
 		c.Inherit = s.o.MainFiles

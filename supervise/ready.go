@@ -1,9 +1,10 @@
 package supervise
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"time"
@@ -24,7 +25,11 @@ const (
 
 // watchReady runs svc's readiness check for the current run, and arms the
 // check's timeout: a run not ready in time counts as failed and is stopped.
-func (s *Supervisor) watchReady(svc *service, env []string) {
+//
+// id is how the service runs: exec checks run as its user, groups, dir and
+// environment, with only fds 0-2 (as Docker's HEALTHCHECK and Kubernetes'
+// exec probes run as the container's user).
+func (s *Supervisor) watchReady(svc *service, id proc.Command) {
 	ctx, cancel := context.WithCancel(context.Background())
 	svc.cancel = cancel
 	run := svc.run
@@ -35,15 +40,25 @@ func (s *Supervisor) watchReady(svc *service, env []string) {
 		s.arm(svc, readyTimeout, s.clock.Now().Add(check.Timeout))
 	}
 	go func() {
-		if waitReady(ctx, check, notify, s.o.Reaper, env, s.devnull.Fd()) == nil {
-			s.post(readyEvent{svc, run})
+		err := waitReady(ctx, check, notify, s.o.Reaper, id, s.devnull.Fd())
+		if ctx.Err() == nil && (err == nil || errors.Is(err, errNotifyLong)) {
+			s.post(readyEvent{svc, run, err})
 		}
 	}()
 }
 
-// readyPassed makes svc ready if the check that passed is its current run's.
-func (s *Supervisor) readyPassed(svc *service, run int) {
+// readyDone makes svc ready if the check that passed is its current run's;
+// a check that cannot pass any more (a notify line too long) fails the run
+// as a timeout does.
+func (s *Supervisor) readyDone(svc *service, run int, err error) {
 	if svc.run != run || svc.state != Running {
+		return
+	}
+	if err != nil {
+		s.log.Error("readiness failed: the run counts as failed", "service", svc.Name, "err", err)
+		svc.runFailed = true
+		s.stopReadyCheck(svc)
+		s.signalStop(svc)
 		return
 	}
 	if svc.timer.kind == readyTimeout {
@@ -76,7 +91,7 @@ func (s *Supervisor) stopReadyCheck(svc *service) {
 }
 
 // waitReady blocks until the check passes (nil) or ctx ends (its error).
-func waitReady(ctx context.Context, c config.Ready, notify *os.File, r *reaper.Reaper, env []string, stdin uintptr) error {
+func waitReady(ctx context.Context, c config.Ready, notify *os.File, r *reaper.Reaper, id proc.Command, stdin uintptr) error {
 	if c.NotifyFD > 0 {
 		return waitNotify(ctx, notify)
 	}
@@ -94,7 +109,7 @@ func waitReady(ctx context.Context, c config.Ready, notify *os.File, r *reaper.R
 			_, err := os.Stat(c.File)
 			ok = err == nil
 		case len(c.Exec) > 0:
-			ok = runCheck(ctx, c.Exec, r, env, stdin)
+			ok = runCheck(ctx, c.Exec, r, id, stdin)
 		}
 		if ok {
 			return nil
@@ -110,8 +125,9 @@ func waitReady(ctx context.Context, c config.Ready, notify *os.File, r *reaper.R
 
 // runCheck runs an exec check through the reaper (never os/exec's Wait,
 // which would race the reaper for the exit) and reports whether it exited 0.
-func runCheck(ctx context.Context, argv []string, r *reaper.Reaper, env []string, stdin uintptr) bool {
-	pid, exits, err := proc.Start(r, proc.Command{Argv: argv, Env: env, Session: true, Terminal: -1, Files: []uintptr{stdin, 1, 2}})
+func runCheck(ctx context.Context, argv []string, r *reaper.Reaper, id proc.Command, stdin uintptr) bool {
+	pid, exits, err := proc.Start(r, proc.Command{Argv: argv, Dir: id.Dir, Env: id.Env, Credential: id.Credential,
+		Session: true, Terminal: -1, Files: []uintptr{stdin, 1, 2}})
 	if err != nil {
 		return false
 	}
@@ -125,16 +141,31 @@ func runCheck(ctx context.Context, argv []string, r *reaper.Reaper, env []string
 	}
 }
 
-// waitNotify waits for the service to write a line to its notify fd.
+// maxNotifyLine bounds what vigil reads from a notify fd: a service that
+// writes and never ends a line must not grow PID 1 without bound.
+const maxNotifyLine = 4096
+
+// waitNotify waits for the service to write a line to its notify fd; a
+// line longer than maxNotifyLine is a failed readiness.
 func waitNotify(ctx context.Context, f *os.File) error {
 	if f == nil {
 		return errors.New("no notify pipe")
 	}
 	stop := context.AfterFunc(ctx, func() { f.Close() })
 	defer stop()
-	_, err := bufio.NewReader(f).ReadString('\n')
-	if err != nil {
-		return err
+	var buf [maxNotifyLine]byte
+	n := 0
+	for n < len(buf) {
+		k, err := f.Read(buf[n:])
+		if bytes.IndexByte(buf[n:n+k], '\n') >= 0 {
+			return nil
+		}
+		n += k
+		if err != nil {
+			return fmt.Errorf("notify fd: %w", err)
+		}
 	}
-	return nil
+	return errNotifyLong
 }
+
+var errNotifyLong = fmt.Errorf("notify fd: no newline in the first %d bytes", maxNotifyLine)

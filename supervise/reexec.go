@@ -251,7 +251,11 @@ func (s *Supervisor) resume() {
 				s.arm(svc, killDue, handed.at)
 			}
 		case svc.pid != 0 && svc.state == Running && svc.Ready != nil:
-			s.watchReady(svc, append(append([]string{}, s.o.Env...), svc.Env...))
+			if id, err := s.identity(svc); err == nil {
+				s.watchReady(svc, id)
+			} else {
+				s.log.Error("cannot run the readiness check", "service", svc.Name, "err", err)
+			}
 		case svc.pid == 0 && handed.kind == tokenDue:
 			// Took its respawn token already: only spawns at its time.
 			s.arm(svc, tokenDue, handed.at)

@@ -124,10 +124,12 @@ type (
 		svc *service
 		gen int
 	}
-	// readyEvent: run number run of svc passed its readiness check.
+	// readyEvent: run number run of svc passed its readiness check (err
+	// nil), or the check can no longer pass.
 	readyEvent struct {
 		svc *service
 		run int
+		err error
 	}
 	// callEvent: an operator's verb, run on the loop.
 	callEvent struct{ f func() }
@@ -284,7 +286,7 @@ func (s *Supervisor) handle(ev event) {
 	case timerEvent:
 		s.timerFired(ev.svc, ev.gen)
 	case readyEvent:
-		s.readyPassed(ev.svc, ev.run)
+		s.readyDone(ev.svc, ev.run, ev.err)
 	case callEvent:
 		ev.f()
 	case reexecEvent:
