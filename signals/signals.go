@@ -73,31 +73,13 @@ func Catch() chan os.Signal {
 	return ch
 }
 
-// Forwardable reports whether a signal that reached vigil may be passed on to
-// a child at all. PIPE, TTIN and TTOU are about vigil's own stdio and
-// terminal; CHLD, URG and PROF belong to vigil and its runtime.
-func Forwardable(s syscall.Signal) bool {
-	switch s {
-	case unix.SIGCHLD, unix.SIGURG, unix.SIGPIPE, unix.SIGPROF,
-		unix.SIGTTIN, unix.SIGTTOU, unix.SIGKILL, unix.SIGSTOP:
-		return false
-	}
-	return s > 0 && int(s) <= RTMax && int(s) != 32 && int(s) != 33
-}
-
 // Rewrite maps a received signal to the one forwarded; a mapping to 0 drops
 // the signal (dumb-init's --rewrite).
 type Rewrite map[syscall.Signal]syscall.Signal
 
-// Apply returns the signal to forward for s and whether to forward at all.
-func (r Rewrite) Apply(s syscall.Signal) (syscall.Signal, bool) {
-	if to, ok := r[s]; ok {
-		return to, to != 0
-	}
-	return s, true
-}
-
 // ParseRewrite parses FROM:TO, each side a name or a number; TO may be 0.
+// FROM may be any signal a user can send to vigil, TTIN and TTOU included;
+// CHLD, URG, PIPE and PROF (vigil's own) and the uncatchable ones are refused.
 func ParseRewrite(spec string) (from, to syscall.Signal, err error) {
 	a, b, ok := strings.Cut(spec, ":")
 	if !ok {
@@ -105,6 +87,14 @@ func ParseRewrite(spec string) (from, to syscall.Signal, err error) {
 	}
 	if from, err = Parse(a); err != nil {
 		return 0, 0, fmt.Errorf("signal rewrite %q: %w", spec, err)
+	}
+	// A rewrite that could never apply is a mistake to report, not to
+	// accept silently.
+	switch {
+	case own[from]:
+		return 0, 0, fmt.Errorf("signal rewrite %q: %s is vigil's own, never a user's, and cannot be rewritten", spec, Name(from))
+	case !catchable(from):
+		return 0, 0, fmt.Errorf("signal rewrite %q: %s cannot be caught, so it cannot be rewritten", spec, Name(from))
 	}
 	if strings.TrimSpace(b) == "0" {
 		return from, 0, nil

@@ -330,36 +330,25 @@ func (s *Supervisor) cancelTimer(svc *service) {
 	}
 }
 
-// onSignal applies SPEC section 5's supervisor column.
+// onSignal does what the supervisor column of the signal table says.
 func (s *Supervisor) onSignal(sig syscall.Signal) {
-	switch sig {
-	case unix.SIGTERM, unix.SIGINT, unix.SIGQUIT, unix.SIGPWR:
-		if s.shuttingDown {
-			if sig == unix.SIGTERM || sig == unix.SIGINT {
-				s.log.Warn("second stop signal: killing everything now", "signal", signals.Name(sig))
-				s.killEverything()
-			}
-			return
+	act := signals.Decide(sig, signals.Supervisor, s.main != nil, s.o.Rewrite)
+	switch act.Verb {
+	case signals.Shutdown, signals.ShutdownOrKill:
+		if !s.shuttingDown {
+			s.shutdown("received " + signals.Name(act.Signal))
+		} else if act.Verb == signals.ShutdownOrKill {
+			s.log.Warn("second stop signal: killing everything now", "signal", signals.Name(act.Signal))
+			s.killEverything()
 		}
-		s.shutdown("received " + signals.Name(sig))
-		return
-	}
-	if !signals.Forwardable(sig) {
-		return
-	}
-	to, ok := s.o.Rewrite.Apply(sig)
-	if !ok {
-		return
-	}
-	if s.main != nil {
-		s.signalGroup(s.main, to)
-		return
-	}
-	if sig == unix.SIGWINCH || sig == unix.SIGTSTP {
-		return // the terminal's business, and only main has one
-	}
-	for _, svc := range s.order {
-		s.signalGroup(svc, to)
+	case signals.ForwardMain:
+		s.signalGroup(s.main, act.Signal)
+	case signals.ForwardAll:
+		for _, svc := range s.order {
+			s.signalGroup(svc, act.Signal)
+		}
+	default:
+		s.log.Debug("dropped signal", "signal", signals.Name(sig), "why", act.Why)
 	}
 }
 

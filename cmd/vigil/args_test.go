@@ -1,12 +1,14 @@
 package main
 
 import (
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/vigil-init/vigil/config"
+	"github.com/vigil-init/vigil/signals"
 	"golang.org/x/sys/unix"
 )
 
@@ -61,16 +63,21 @@ func TestParseArgs(t *testing.T) {
 }
 
 func TestRewriteFlag(t *testing.T) {
-	inv, err := parseArgs([]string{"-r", "TERM:QUIT", "-r15:0", "-r", "USR1:USR2", "--", "x"})
+	inv, err := parseArgs([]string{"-r", "TERM:QUIT", "-r15:0", "-r", "USR1:USR2", "-r", "TTIN:TERM", "--", "x"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The later -r for TERM wins.
-	if to, ok := inv.flags.rewrite.Apply(unix.SIGTERM); ok {
-		t.Errorf("TERM rewritten to %v, want dropped", to)
+	want := signals.Rewrite{unix.SIGTERM: 0, unix.SIGUSR1: unix.SIGUSR2, unix.SIGTTIN: unix.SIGTERM}
+	if !reflect.DeepEqual(inv.flags.rewrite, want) {
+		t.Errorf("rewrite %v, want %v", inv.flags.rewrite, want)
 	}
-	if to, _ := inv.flags.rewrite.Apply(unix.SIGUSR1); to != unix.SIGUSR2 {
-		t.Errorf("USR1 -> %v", to)
+	for _, spec := range []string{"CHLD:TERM", "URG:0", "PIPE:USR1", "PROF:TERM", "KILL:TERM"} {
+		_, err := parseArgs([]string{"-r", spec, "--", "x"})
+		var ue usageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), "-r: signal rewrite") {
+			t.Errorf("-r %s: %v, want a usage error", spec, err)
+		}
 	}
 }
 

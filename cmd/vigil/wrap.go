@@ -68,17 +68,15 @@ func (w *wrapper) run(argv []string) int {
 	}
 }
 
-// forward passes a signal on to the main process's group, rewritten.
+// forward passes a signal on to the main process's group, as the wrapper
+// column of the signal table says.
 func (w *wrapper) forward(pgid int, sig syscall.Signal) {
-	if !signals.Forwardable(sig) {
-		w.log.Debug("dropped signal", "signal", signals.Name(sig))
+	act := signals.Decide(sig, signals.Wrapper, true, w.rewrite)
+	if act.Verb != signals.ForwardMain {
+		w.log.Debug("dropped signal", "signal", signals.Name(sig), "why", act.Why)
 		return
 	}
-	to, ok := w.rewrite.Apply(sig)
-	if !ok {
-		w.log.Debug("dropped signal by rewrite", "signal", signals.Name(sig))
-		return
-	}
+	to := act.Signal
 	if err := unix.Kill(-pgid, to); err != nil {
 		w.log.Debug("cannot forward signal", "signal", signals.Name(to), "to", -pgid, "err", err)
 		return
