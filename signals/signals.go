@@ -67,10 +67,37 @@ func Caught() []os.Signal {
 
 // Catch starts delivering every caught signal to the returned channel. Call it
 // first thing in main, before any other work.
+//
+// A signal vigil's parent left ignored is not caught: it stays ignored, so
+// it can neither reach vigil nor be forwarded, and the main process inherits
+// it ignored across exec (`nohup vigil -- CMD`, as under tini). Notify would
+// install a handler, and exec resets a handled signal to its default.
 func Catch() chan os.Signal {
 	ch := make(chan os.Signal, QueueDepth)
-	signal.Notify(ch, Caught()...)
+	var list []os.Signal
+	for _, s := range Caught() {
+		if !ignoredAtStart(s.(syscall.Signal)) {
+			list = append(list, s)
+		}
+	}
+	signal.Notify(ch, list...)
 	return ch
+}
+
+// ignoredAtStart reports whether s is still ignored as vigil's parent left
+// it. Call it before any Notify. The Go runtime keeps an inherited SIG_IGN
+// only for HUP and INT (signal.Ignored reports those) and does not touch the
+// job-control signals CONT, TSTP, TTIN and TTOU (the kernel reports those).
+// For every other signal it installs its own handler before any of vigil's
+// code runs, and an inherited SIG_IGN is lost beyond recovery.
+func ignoredAtStart(s syscall.Signal) bool {
+	switch s {
+	case unix.SIGHUP, unix.SIGINT:
+		return signal.Ignored(s)
+	case unix.SIGCONT, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU:
+		return kernelIgnored(s)
+	}
+	return false
 }
 
 // Rewrite maps a received signal to the one forwarded; a mapping to 0 drops
