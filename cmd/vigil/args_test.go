@@ -91,14 +91,23 @@ func TestSettingsLayers(t *testing.T) {
 		err   string
 	}{
 		{"defaults", nil, flagValues{}, func(s config.Settings) bool {
-			return s.ShutdownTimeout == 9*time.Second && s.MaxRetries == 3 && s.LogLevel == "info" &&
+			return s.ShutdownTimeout == 9*time.Second && s.MaxRetries == 3 && s.LogLevel == "warn" &&
 				s.RespawnLimit == config.RespawnLimit{N: 10, Window: time.Minute} && s.BackoffFactor == 2
 		}, ""},
 		{"VIGIL_ variables override defaults", []string{"VIGIL_SHUTDOWN_TIMEOUT=2s", "VIGIL_MAX_RETRIES=-1", "VIGIL_RESPAWN_LIMIT=0"}, flagValues{}, func(s config.Settings) bool {
 			return s.ShutdownTimeout == 2*time.Second && s.MaxRetries == -1 && s.RespawnLimit.N == 0
 		}, ""},
 		{"empty variable counts as unset", []string{"VIGIL_LOG_LEVEL=", "VIGIL_SHUTDOWN_TIMEOUT="}, flagValues{}, func(s config.Settings) bool {
-			return s.LogLevel == "info" && s.ShutdownTimeout == 9*time.Second
+			return s.LogLevel == "warn" && s.ShutdownTimeout == 9*time.Second
+		}, ""},
+		{"a supervisor logs at info by default", []string{`VIGIL_SERVICES=[{"name":"a","command":["true"]}]`}, flagValues{}, func(s config.Settings) bool {
+			return s.LogLevel == "info"
+		}, ""},
+		{"a wrapper logs at warn unless VIGIL_LOG_LEVEL asks for more", []string{"VIGIL_LOG_LEVEL=info"}, flagValues{}, func(s config.Settings) bool {
+			return s.LogLevel == "info"
+		}, ""},
+		{"a wrapper logs at warn unless -v asks for more", nil, flagValues{verbose: 1}, func(s config.Settings) bool {
+			return s.LogLevel == "debug"
 		}, ""},
 		{"TINI_ variables, set at all means on", []string{"TINI_SUBREAPER=0", "TINI_KILL_PROCESS_GROUP=x"}, flagValues{}, func(s config.Settings) bool {
 			return s.Subreaper && s.KillProcessGroup
