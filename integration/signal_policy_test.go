@@ -179,3 +179,74 @@ func TestInheritedMaskReachesMain(t *testing.T) {
 		})
 	}
 }
+
+// TestSupervisorSignalColumn: the supervisor's column of the signal table,
+// rewrites included, with and without a main process.
+func TestSupervisorSignalColumn(t *testing.T) {
+	services := `{"services": [
+		{"name": "a", "command": ["$T", "record", "$D/rec"], "env": {"TAG": "a"}},
+		{"name": "b", "command": ["$T", "record", "$D/rec"], "env": {"TAG": "b"}}
+	]}`
+	marker := signals.Name(signals.RTMax)
+	t.Run("without main", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		rec := filepath.Join(dir, "rec")
+		cfg := config(t, dir, services)
+		v := start(t, modes[0], opts{}, "-r", "TTIN:USR2", "-r", "HUP:TERM", "-c", cfg)
+		for _, tag := range []string{"a", "b"} {
+			waitFor(t, 15*time.Second, tag+" started", func() bool { return len(tagged(rec, tag)) > 0 })
+		}
+		// WINCH and TSTP are the terminal's, and only a main has one.
+		for _, sig := range []syscall.Signal{unix.SIGWINCH, unix.SIGTSTP, unix.SIGUSR1, unix.SIGTTIN, signals.RTMax} {
+			v.signal(sig)
+		}
+		for _, tag := range []string{"a", "b"} {
+			waitFor(t, 15*time.Second, tag+" got the marker", func() bool { return slices.Contains(tagged(rec, tag), marker) })
+			got := tagged(rec, tag)
+			if !slices.Contains(got, "SIGUSR1") || !slices.Contains(got, "SIGUSR2") {
+				t.Errorf("%s got %q, want SIGUSR1 and SIGUSR2 (TTIN rewritten)", tag, got)
+			}
+			if slices.Contains(got, "SIGWINCH") || slices.Contains(got, "SIGTSTP") || slices.Contains(got, "SIGTTIN") {
+				t.Errorf("%s got %q: WINCH, TSTP or TTIN passed on", tag, got)
+			}
+		}
+		// HUP rewritten to TERM is TERM's row: a graceful shutdown.
+		v.signal(unix.SIGHUP)
+		if code := v.wait(15 * time.Second); code != 0 {
+			t.Errorf("exit %d after HUP rewritten to TERM, want 0", code)
+		}
+		for _, tag := range []string{"a", "b"} {
+			if got := tagged(rec, tag); count(got, "SIGTERM") != 1 || slices.Contains(got, "SIGHUP") {
+				t.Errorf("%s got %q, want one SIGTERM and no SIGHUP", tag, got)
+			}
+		}
+	})
+	t.Run("with main", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		rec, mainRec := filepath.Join(dir, "rec"), filepath.Join(dir, "main")
+		cfg := config(t, dir, services)
+		v := start(t, modes[0], opts{}, "-c", cfg, "--", testProg, "record", mainRec)
+		waitReady(t, mainRec)
+		for _, tag := range []string{"a", "b"} {
+			waitFor(t, 15*time.Second, tag+" started", func() bool { return len(tagged(rec, tag)) > 0 })
+		}
+		for _, sig := range []syscall.Signal{unix.SIGWINCH, unix.SIGUSR1, signals.RTMax} {
+			v.signal(sig)
+		}
+		waitForLine(t, mainRec, marker, 1)
+		if got := lines(mainRec); !slices.Contains(got, "SIGWINCH") || !slices.Contains(got, "SIGUSR1") {
+			t.Errorf("main got %q, want SIGWINCH and SIGUSR1", got)
+		}
+		v.signal(unix.SIGTERM)
+		if code := v.wait(15 * time.Second); code != 0 {
+			t.Errorf("exit %d after TERM, want the main's 0", code)
+		}
+		for _, tag := range []string{"a", "b"} {
+			if got := tagged(rec, tag); len(got) != 2 || got[1] != "SIGTERM" {
+				t.Errorf("%s got %q, want its ready line and SIGTERM only", tag, got)
+			}
+		}
+	})
+}
