@@ -23,7 +23,7 @@ type Settings struct {
 	Services         string        `env:"SERVICES" help:"services as JSON; replaces the file's services"`
 	StateDir         string        `env:"STATE_DIR" help:"state directory, a mounted volume; none = no persistence"`
 	Socket           string        `env:"SOCKET" help:"control socket path"`
-	LogLevel         string        `env:"LOG_LEVEL" help:"debug, info, warn, error"`
+	LogLevel         string        `env:"LOG_LEVEL" help:"debug, info, warn, error (wrapper mode: warn)"`
 	LogFormat        string        `env:"LOG_FORMAT" help:"text (coloured on a terminal) or json"`
 	LogFile          string        `env:"LOG_FILE" help:"also append vigil's log to this file"`
 	MaxRetries       int           `env:"MAX_RETRIES" help:"restarts after consecutive failed runs; -1 = unlimited"`

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -30,6 +31,15 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
+	}
+	// vigil keeps a HUP or INT its parent ignored ignored (nohup): started
+	// in the background by a script, or under nohup, the tests would hand
+	// it that and see those signals vanish. A handler here makes every
+	// child start with the default; tests that want them ignored say so.
+	for _, s := range []os.Signal{unix.SIGHUP, unix.SIGINT} {
+		if signal.Ignored(s) {
+			signal.Notify(make(chan os.Signal, 1), s)
+		}
 	}
 	vigilBin = os.Getenv("VIGIL_TEST_BIN")
 	if vigilBin == "" {

@@ -56,7 +56,11 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("Parse(%q) = %d, %v but Parse(%q) = %d, %v", s, sig, err, v, got, err2)
 			}
 		}
-		_ = Forwardable(sig)
+		for _, m := range []Mode{Wrapper, Supervisor} {
+			if a := Decide(sig, m, m == Wrapper, nil); (a.Verb == Drop) != (a.Why != "") {
+				t.Fatalf("Decide(%d, %d) = %+v", sig, m, a)
+			}
+		}
 	})
 }
 
@@ -65,7 +69,7 @@ func FuzzParse(f *testing.F) {
 // testdata/fuzz/FuzzParseRewrite.
 func FuzzParseRewrite(f *testing.F) {
 	for _, s := range []string{"TERM:QUIT", "15:3", "SIGHUP:0", "TERM", "TERM:", ":QUIT", "NOPE:1", "1:2:3",
-		"RTMIN+1:RTMAX-1", " usr1 : usr2 ", "TERM:00", "TERM:-0", "\xff:\xfe"} {
+		"RTMIN+1:RTMAX-1", "TTIN:TERM", "CHLD:1", "PIPE:0", " usr1 : usr2 ", "TERM:00", "TERM:-0", "\xff:\xfe"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, spec string) {
@@ -94,9 +98,11 @@ func FuzzParseRewrite(f *testing.F) {
 				t.Fatalf("ParseRewrite(%q): to %d, Parse(%q) = %d, %v", spec, to, b, want, err)
 			}
 		}
-		r := Rewrite{from: to}
-		if got, fwd := r.Apply(from); got != to || fwd != (to != 0) {
-			t.Fatalf("Apply(%d) = %d, %v", from, got, fwd)
+		// Every rule accepted applies: in wrapper mode the signal goes
+		// out as TO, or is dropped for TO 0.
+		act := Decide(from, Wrapper, true, Rewrite{from: to})
+		if to == 0 && act.Verb != Drop || to != 0 && (act.Verb != ForwardMain || act.Signal != to) {
+			t.Fatalf("ParseRewrite(%q) = %d, %d, but Decide gives %+v", spec, from, to, act)
 		}
 	})
 }

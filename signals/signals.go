@@ -67,37 +67,46 @@ func Caught() []os.Signal {
 
 // Catch starts delivering every caught signal to the returned channel. Call it
 // first thing in main, before any other work.
+//
+// A signal vigil's parent left ignored is not caught: it stays ignored, so
+// it can neither reach vigil nor be forwarded, and the main process inherits
+// it ignored across exec (`nohup vigil -- CMD`, as under tini). Notify would
+// install a handler, and exec resets a handled signal to its default.
 func Catch() chan os.Signal {
 	ch := make(chan os.Signal, QueueDepth)
-	signal.Notify(ch, Caught()...)
+	var list []os.Signal
+	for _, s := range Caught() {
+		if !ignoredAtStart(s.(syscall.Signal)) {
+			list = append(list, s)
+		}
+	}
+	signal.Notify(ch, list...)
 	return ch
 }
 
-// Forwardable reports whether a signal that reached vigil may be passed on to
-// a child at all. PIPE, TTIN and TTOU are about vigil's own stdio and
-// terminal; CHLD, URG and PROF belong to vigil and its runtime.
-func Forwardable(s syscall.Signal) bool {
+// ignoredAtStart reports whether s is still ignored as vigil's parent left
+// it. Call it before any Notify. The Go runtime keeps an inherited SIG_IGN
+// only for HUP and INT (signal.Ignored reports those) and does not touch the
+// job-control signals CONT, TSTP, TTIN and TTOU (the kernel reports those).
+// For every other signal it installs its own handler before any of vigil's
+// code runs, and an inherited SIG_IGN is lost beyond recovery.
+func ignoredAtStart(s syscall.Signal) bool {
 	switch s {
-	case unix.SIGCHLD, unix.SIGURG, unix.SIGPIPE, unix.SIGPROF,
-		unix.SIGTTIN, unix.SIGTTOU, unix.SIGKILL, unix.SIGSTOP:
-		return false
+	case unix.SIGHUP, unix.SIGINT:
+		return signal.Ignored(s)
+	case unix.SIGCONT, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU:
+		return kernelIgnored(s)
 	}
-	return s > 0 && int(s) <= RTMax && int(s) != 32 && int(s) != 33
+	return false
 }
 
 // Rewrite maps a received signal to the one forwarded; a mapping to 0 drops
 // the signal (dumb-init's --rewrite).
 type Rewrite map[syscall.Signal]syscall.Signal
 
-// Apply returns the signal to forward for s and whether to forward at all.
-func (r Rewrite) Apply(s syscall.Signal) (syscall.Signal, bool) {
-	if to, ok := r[s]; ok {
-		return to, to != 0
-	}
-	return s, true
-}
-
 // ParseRewrite parses FROM:TO, each side a name or a number; TO may be 0.
+// FROM may be any signal a user can send to vigil, TTIN and TTOU included;
+// CHLD, URG, PIPE and PROF (vigil's own) and the uncatchable ones are refused.
 func ParseRewrite(spec string) (from, to syscall.Signal, err error) {
 	a, b, ok := strings.Cut(spec, ":")
 	if !ok {
@@ -105,6 +114,14 @@ func ParseRewrite(spec string) (from, to syscall.Signal, err error) {
 	}
 	if from, err = Parse(a); err != nil {
 		return 0, 0, fmt.Errorf("signal rewrite %q: %w", spec, err)
+	}
+	// A rewrite that could never apply is a mistake to report, not to
+	// accept silently.
+	switch {
+	case own[from]:
+		return 0, 0, fmt.Errorf("signal rewrite %q: %s is vigil's own, never a user's, and cannot be rewritten", spec, Name(from))
+	case !catchable(from):
+		return 0, 0, fmt.Errorf("signal rewrite %q: %s cannot be caught, so it cannot be rewritten", spec, Name(from))
 	}
 	if strings.TrimSpace(b) == "0" {
 		return from, 0, nil

@@ -63,43 +63,23 @@ func TestParseRewrite(t *testing.T) {
 		{"TERM:", 0, 0, true},
 		{":QUIT", 0, 0, true},
 		{"NOPE:1", 0, 0, true},
+		{"TTIN:TERM", unix.SIGTTIN, unix.SIGTERM, false},
+		{"TTOU:0", unix.SIGTTOU, 0, false},
+		{"USR1:PIPE", unix.SIGUSR1, unix.SIGPIPE, false},
+		{"CHLD:TERM", 0, 0, true},
+		{"URG:TERM", 0, 0, true},
+		{"PIPE:0", 0, 0, true},
+		{"PROF:USR1", 0, 0, true},
+		{"KILL:TERM", 0, 0, true},
+		{"STOP:TERM", 0, 0, true},
+		{"RTMIN:TERM", 0, 0, true},
+		{"33:TERM", 0, 0, true},
+		{"RTMIN+1:TERM", 35, unix.SIGTERM, false},
 	}
 	for _, tc := range tests {
 		from, to, err := ParseRewrite(tc.in)
 		if (err != nil) != tc.err || from != tc.from || to != tc.to {
 			t.Errorf("ParseRewrite(%q) = %v, %v, %v", tc.in, from, to, err)
-		}
-	}
-}
-
-func TestRewriteApply(t *testing.T) {
-	r := Rewrite{unix.SIGTERM: unix.SIGQUIT, unix.SIGHUP: 0}
-	if s, ok := r.Apply(unix.SIGTERM); s != unix.SIGQUIT || !ok {
-		t.Errorf("TERM -> %v %v", s, ok)
-	}
-	if _, ok := r.Apply(unix.SIGHUP); ok {
-		t.Errorf("HUP:0 not dropped")
-	}
-	if s, ok := r.Apply(unix.SIGUSR1); s != unix.SIGUSR1 || !ok {
-		t.Errorf("USR1 changed to %v", s)
-	}
-	var none Rewrite
-	if s, ok := none.Apply(unix.SIGINT); s != unix.SIGINT || !ok {
-		t.Errorf("nil rewrite changed INT")
-	}
-}
-
-func TestForwardable(t *testing.T) {
-	never := []syscall.Signal{unix.SIGCHLD, unix.SIGURG, unix.SIGPIPE, unix.SIGPROF,
-		unix.SIGTTIN, unix.SIGTTOU, unix.SIGKILL, unix.SIGSTOP, 32, 33, 0, 65}
-	for _, s := range never {
-		if Forwardable(s) {
-			t.Errorf("%v forwardable", s)
-		}
-	}
-	for _, s := range []syscall.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGTSTP, unix.SIGWINCH, unix.SIGSEGV, 35, 64} {
-		if !Forwardable(s) {
-			t.Errorf("%v not forwardable", s)
 		}
 	}
 }

@@ -418,65 +418,41 @@ func (s *Supervisor) fixExit(code int) {
 	}
 }
 
-// onSignal applies the signal table (docs/signals.md): the wrapper column in
-// wrapper mode, the supervisor column otherwise.
+// onSignal does what the signal table says (signals.Decide, and
+// docs/signals.md): the wrapper column in wrapper mode, the supervisor
+// column otherwise. In wrapper mode, once main is gone, a TERM or INT kills
+// what is left at once; nothing is forwarded any more.
 func (s *Supervisor) onSignal(sig syscall.Signal) {
+	mode := signals.Supervisor
 	if s.o.Wrapper {
-		s.wrapperSignal(sig)
-		return
+		mode = signals.Wrapper
 	}
-	switch sig {
-	case unix.SIGTERM, unix.SIGINT, unix.SIGQUIT, unix.SIGPWR:
-		if s.shuttingDown {
-			if sig == unix.SIGTERM || sig == unix.SIGINT {
-				s.log.Warn("second stop signal: killing everything now", "signal", signals.Name(sig))
-				s.killEverything()
-			}
-			return
-		}
-		s.shutdown("received " + signals.Name(sig))
-		return
-	}
-	if !signals.Forwardable(sig) {
-		return
-	}
-	to, ok := s.o.Rewrite.Apply(sig)
-	if !ok {
-		return
-	}
-	if s.main != nil {
-		s.signalGroup(s.main, to)
-		return
-	}
-	if sig == unix.SIGWINCH || sig == unix.SIGTSTP {
-		return // the terminal's business, and only main has one
-	}
-	for _, svc := range s.order {
-		s.signalGroup(svc, to)
-	}
-}
-
-// wrapperSignal is tini's column: every signal goes to the main process's
-// group; once main is gone, a TERM or INT kills what is left at once.
-func (s *Supervisor) wrapperSignal(sig syscall.Signal) {
-	if s.shuttingDown {
-		if sig == unix.SIGTERM || sig == unix.SIGINT {
+	act := signals.Decide(sig, mode, s.main != nil, s.o.Rewrite)
+	if s.o.Wrapper && s.shuttingDown {
+		if act.Verb == signals.ForwardMain && (sig == unix.SIGTERM || sig == unix.SIGINT) {
 			s.log.Warn("stop signal after main exited: killing the remaining processes", "signal", signals.Name(sig))
 			s.killEverything()
 		}
 		return
 	}
-	if !signals.Forwardable(sig) {
-		s.log.Debug("dropped signal", "signal", signals.Name(sig))
-		return
-	}
-	to, ok := s.o.Rewrite.Apply(sig)
-	if !ok {
-		s.log.Debug("dropped signal by rewrite", "signal", signals.Name(sig))
-		return
-	}
-	if s.main != nil {
-		s.signalGroup(s.main, to)
+	switch act.Verb {
+	case signals.Shutdown, signals.ShutdownOrKill:
+		if !s.shuttingDown {
+			s.shutdown("received " + signals.Name(act.Signal))
+		} else if act.Verb == signals.ShutdownOrKill {
+			s.log.Warn("second stop signal: killing everything now", "signal", signals.Name(act.Signal))
+			s.killEverything()
+		}
+	case signals.ForwardMain:
+		if s.main != nil {
+			s.signalGroup(s.main, act.Signal)
+		}
+	case signals.ForwardAll:
+		for _, svc := range s.order {
+			s.signalGroup(svc, act.Signal)
+		}
+	default:
+		s.log.Debug("dropped signal", "signal", signals.Name(sig), "why", act.Why)
 	}
 }
 

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/vigil-init/vigil/config"
+	"github.com/vigil-init/vigil/signals"
 	"golang.org/x/sys/unix"
 )
 
@@ -61,16 +63,21 @@ func TestParseArgs(t *testing.T) {
 }
 
 func TestRewriteFlag(t *testing.T) {
-	inv, err := parseArgs([]string{"-r", "TERM:QUIT", "-r15:0", "-r", "USR1:USR2", "--", "x"})
+	inv, err := parseArgs([]string{"-r", "TERM:QUIT", "-r15:0", "-r", "USR1:USR2", "-r", "TTIN:TERM", "--", "x"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The later -r for TERM wins.
-	if to, ok := inv.flags.rewrite.Apply(unix.SIGTERM); ok {
-		t.Errorf("TERM rewritten to %v, want dropped", to)
+	want := signals.Rewrite{unix.SIGTERM: 0, unix.SIGUSR1: unix.SIGUSR2, unix.SIGTTIN: unix.SIGTERM}
+	if !reflect.DeepEqual(inv.flags.rewrite, want) {
+		t.Errorf("rewrite %v, want %v", inv.flags.rewrite, want)
 	}
-	if to, _ := inv.flags.rewrite.Apply(unix.SIGUSR1); to != unix.SIGUSR2 {
-		t.Errorf("USR1 -> %v", to)
+	for _, spec := range []string{"CHLD:TERM", "URG:0", "PIPE:USR1", "PROF:TERM", "KILL:TERM"} {
+		_, err := parseArgs([]string{"-r", spec, "--", "x"})
+		var ue usageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), "-r: signal rewrite") {
+			t.Errorf("-r %s: %v, want a usage error", spec, err)
+		}
 	}
 }
 
@@ -84,14 +91,23 @@ func TestSettingsLayers(t *testing.T) {
 		err   string
 	}{
 		{"defaults", nil, flagValues{}, func(s config.Settings) bool {
-			return s.ShutdownTimeout == 9*time.Second && s.MaxRetries == 3 && s.LogLevel == "info" &&
+			return s.ShutdownTimeout == 9*time.Second && s.MaxRetries == 3 && s.LogLevel == "warn" &&
 				s.RespawnLimit == config.RespawnLimit{N: 10, Window: time.Minute} && s.BackoffFactor == 2
 		}, ""},
 		{"VIGIL_ variables override defaults", []string{"VIGIL_SHUTDOWN_TIMEOUT=2s", "VIGIL_MAX_RETRIES=-1", "VIGIL_RESPAWN_LIMIT=0"}, flagValues{}, func(s config.Settings) bool {
 			return s.ShutdownTimeout == 2*time.Second && s.MaxRetries == -1 && s.RespawnLimit.N == 0
 		}, ""},
 		{"empty variable counts as unset", []string{"VIGIL_LOG_LEVEL=", "VIGIL_SHUTDOWN_TIMEOUT="}, flagValues{}, func(s config.Settings) bool {
-			return s.LogLevel == "info" && s.ShutdownTimeout == 9*time.Second
+			return s.LogLevel == "warn" && s.ShutdownTimeout == 9*time.Second
+		}, ""},
+		{"a supervisor logs at info by default", []string{`VIGIL_SERVICES=[{"name":"a","command":["true"]}]`}, flagValues{}, func(s config.Settings) bool {
+			return s.LogLevel == "info"
+		}, ""},
+		{"a wrapper logs at warn unless VIGIL_LOG_LEVEL asks for more", []string{"VIGIL_LOG_LEVEL=info"}, flagValues{}, func(s config.Settings) bool {
+			return s.LogLevel == "info"
+		}, ""},
+		{"a wrapper logs at warn unless -v asks for more", nil, flagValues{verbose: 1}, func(s config.Settings) bool {
+			return s.LogLevel == "debug"
 		}, ""},
 		{"TINI_ variables, set at all means on", []string{"TINI_SUBREAPER=0", "TINI_KILL_PROCESS_GROUP=x"}, flagValues{}, func(s config.Settings) bool {
 			return s.Subreaper && s.KillProcessGroup

@@ -53,6 +53,12 @@ func load(environ []string, f flagValues) (setup, []error) {
 	}
 
 	s := config.Default()
+	// A wrapper is as quiet as tini on a clean run: warnings and errors
+	// only, unless the file, a variable or -v asks for more.
+	st.supervisor = st.configPath != "" || vars[config.ServicesVar] != ""
+	if !st.supervisor {
+		s.LogLevel = "warn"
+	}
 	layers := []config.Settings{s}
 	var raw []config.RawService
 	if st.configPath != "" {
@@ -96,7 +102,6 @@ func load(environ []string, f flagValues) (setup, []error) {
 		raw, ps = config.Decode([]byte(v), config.ServicesVar, &scratch)
 		problems(ps)
 	}
-	st.supervisor = st.configPath != "" || vars[config.ServicesVar] != ""
 	if st.supervisor {
 		var ps []config.Problem
 		st.services, ps = config.Resolve(raw, s)

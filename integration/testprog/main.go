@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -114,6 +115,8 @@ func main() {
 			appendLine(args[0], fmt.Sprintf("bg %d %d", pg, unix.Getpgrp()))
 		}
 		record(args[0], false)
+	case "sigexec": // sigexec BLOCK IGNORE PROG [ARG...]: block and ignore the listed signals (comma-separated, - for none), then exec PROG
+		sigexec(args[0], args[1], args[2:])
 	case "fdwrite": // fdwrite FD TEXT: write TEXT to an inherited fd
 		f := os.NewFile(uintptr(atoi(args[0])), "inherited")
 		if _, err := f.WriteString(args[1]); err != nil {
@@ -129,8 +132,14 @@ func main() {
 // ignoreTerm.
 func record(file string, ignoreTerm bool) {
 	ch := make(chan os.Signal, 256)
-	list := signals.Caught()
-	list = append(list, unix.SIGURG, unix.SIGCHLD)
+	var list []os.Signal
+	for _, s := range append(signals.Caught(), unix.SIGURG, unix.SIGCHLD) {
+		// A HUP or INT ignored from the start stays ignored (nohup): a
+		// handler would make it arrive.
+		if !signal.Ignored(s) {
+			list = append(list, s)
+		}
+	}
 	signal.Notify(ch, list...)
 	if ignoreTerm {
 		signal.Ignore(unix.SIGTERM)
@@ -148,6 +157,41 @@ func record(file string, ignoreTerm bool) {
 			os.Exit(0)
 		}
 	}
+}
+
+// sigexec starts prog the way a launcher that blocks or ignores signals
+// does: the mask of the exec'ing thread and every SIG_IGN survive execve.
+func sigexec(block, ignore string, argv []string) {
+	parse := func(list string) []syscall.Signal {
+		var out []syscall.Signal
+		for _, name := range strings.Split(list, ",") {
+			if name == "-" {
+				continue
+			}
+			sig, err := signals.Parse(name)
+			if err != nil {
+				fail(err.Error())
+			}
+			out = append(out, sig)
+		}
+		return out
+	}
+	for _, sig := range parse(ignore) {
+		signal.Ignore(sig)
+	}
+	runtime.LockOSThread()
+	var set unix.Sigset_t
+	for _, sig := range parse(block) {
+		set.Val[(sig-1)/64] |= 1 << ((sig - 1) % 64)
+	}
+	if err := unix.PthreadSigmask(unix.SIG_BLOCK, &set, nil); err != nil {
+		fail(err.Error())
+	}
+	path, err := exec.LookPath(argv[0])
+	if err != nil {
+		fail(err.Error())
+	}
+	fail(syscall.Exec(path, argv, os.Environ()).Error())
 }
 
 func appendLine(file, line string) {

@@ -29,9 +29,9 @@ var Verbs = map[string]bool{
 	"version": true,
 }
 
-// Signals receives every signal signals.Caught lists from the moment the
-// program starts, for the init's signal loop; nil when the first argument is
-// a verb.
+// Signals receives every signal signals.Caught lists, but those vigil's
+// parent left ignored (signals.Catch), from the moment the program starts,
+// for the init's signal loop; nil when the first argument is a verb.
 var Signals = catch()
 
 func catch() chan os.Signal {
