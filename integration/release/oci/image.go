@@ -204,7 +204,7 @@ func Write(w io.Writer, o Options) error {
 	plat := o.Platform
 	mfDesc.Platform = &plat
 	mfDesc.Annotations = map[string]string{
-		"io.containerd.image.name":         fullName(o.Name) + ":" + o.Tag,
+		"io.containerd.image.name":          fullName(o.Name) + ":" + o.Tag,
 		"org.opencontainers.image.ref.name": o.Tag,
 	}
 	idx, err := json.Marshal(index{SchemaVersion: 2, MediaType: MediaIndex, Manifests: []descriptor{mfDesc}})
