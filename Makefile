@@ -39,7 +39,7 @@ bench: build
 clean:
 	rm -rf bin $(DIST)
 
-# Release (SPEC section 8): a static binary per architecture, SHA256SUMS and
+# Release: a static binary per architecture, SHA256SUMS and
 # one OCI image per architecture from the same Dockerfile, without a
 # container engine (integration/release/ociimage). Reproducible: -trimpath,
 # no VCS stamp, every image timestamp from SOURCE_DATE_EPOCH (the last
@@ -50,7 +50,7 @@ DIST          ?= dist
 RELEASE_ARCHS := amd64 arm64 arm 386 ppc64le s390x riscv64
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 IMAGE_NAME    ?= vigil
-# The image tag: the version, without what a tag cannot hold.
+# The image tags: the version, without what a tag cannot hold, -ARCH.
 IMAGE_TAG     := $(subst +,_,$(VERSION))
 .PHONY: release test-release
 release:
@@ -65,7 +65,7 @@ release:
 		p=linux/$$a; case $$a in arm) p=linux/arm/v7;; arm64) p=linux/arm64/v8;; esac; \
 		echo "image $$p"; \
 		./bin/ociimage -f Dockerfile -platform $$p -replace bin/vigil=$(DIST)/vigil-linux-$$a \
-			-name $(IMAGE_NAME) -tag '$(IMAGE_TAG)' -created $(SOURCE_DATE_EPOCH) -o $(DIST)/vigil-linux-$$a.oci.tar; \
+			-name $(IMAGE_NAME) -tag '$(IMAGE_TAG)'-$$a -created $(SOURCE_DATE_EPOCH) -o $(DIST)/vigil-linux-$$a.oci.tar; \
 	done
 	cd $(DIST) && sha256sum vigil-linux-* >SHA256SUMS
 	@cat $(DIST)/SHA256SUMS

@@ -1,4 +1,4 @@
-// Package release proves what `make release` builds (SPEC section 8): every
+// Package release proves what `make release` builds: every
 // binary in dist/ static and of its architecture, SHA256SUMS right, the OCI
 // images sound and holding those binaries, a second build in another
 // directory byte for byte the same, and the foreign binaries working as PID 1

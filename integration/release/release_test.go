@@ -222,7 +222,8 @@ func TestImages(t *testing.T) {
 			if ep := img.Config.Config.Entrypoint; len(ep) != 1 || ep[0] != "/vigil" {
 				t.Errorf("entrypoint %q", ep)
 			}
-			tag := strings.ReplaceAll(version, "+", "_")
+			// One tag per architecture: a docker load of another's keeps this one.
+			tag := strings.ReplaceAll(version, "+", "_") + "-" + a.goarch
 			if img.Ref != tag || len(img.RepoTags) != 1 || img.RepoTags[0] != "vigil:"+tag {
 				t.Errorf("tag %q, repo tags %q; want %q", img.Ref, img.RepoTags, tag)
 			}
