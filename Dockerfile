@@ -5,6 +5,9 @@
 # It is built from bin/vigil as `make build` produced it (a static,
 # CGO_ENABLED=0 binary), so no toolchain image is pulled. With registry
 # access, examples/Dockerfile.multistage builds the same image from source.
+# `make release` builds this same image for every architecture without a
+# container engine (dist/vigil-linux-ARCH.oci.tar, for `docker load`), so
+# keep to FROM scratch, COPY, ENTRYPOINT, CMD, ENV, LABEL, WORKDIR and USER.
 #
 # Use it to add vigil to your own image:
 #
