@@ -30,18 +30,6 @@ const (
 // dialTimeout bounds connecting to one socket path.
 const dialTimeout = 2 * time.Second
 
-var usages = map[string]string{
-	verbStatus:  "vigil status [--json] [NAME...]",
-	verbStart:   "vigil start NAME...",
-	verbStop:    "vigil stop NAME...",
-	verbRestart: "vigil restart NAME...",
-	verbSignal:  "vigil signal SIG NAME...",
-	verbReload:  "vigil reload",
-	verbReady:   "vigil ready [NAME...]",
-	verbReset:   "vigil reset [NAME...]",
-	verbReexec:  "vigil reexec",
-}
-
 // Main is the client side of every verb: args are the arguments after the
 // verb. It finds the socket (SocketPaths(explicitSocket): the first that
 // answers wins), sends one request, prints the reply and returns the exit
@@ -57,7 +45,7 @@ type Client struct {
 	Socket         string
 	Stdout, Stderr io.Writer
 	// OfflineReset, if set, runs `vigil reset NAME...` when no vigil
-	// answers (SPEC section 6: edit the state file under its lock) and
+	// answers (docs/state-and-reexec.md: edit the state file under its lock) and
 	// gives the exit code; unset, reset exits ExitNoVigil like the others.
 	OfflineReset func(names []string) int
 }
@@ -65,7 +53,8 @@ type Client struct {
 // Main runs one verb; see the package function Main.
 func (c Client) Main(verb string, args []string) int {
 	explicitSocket, stdout, stderr := c.Socket, c.Stdout, c.Stderr
-	usage, ok := usages[verb]
+	row, ok := remote(verb)
+	usage := row.Usage
 	if !ok {
 		fmt.Fprintf(stderr, "vigil: unknown verb %q\n", verb)
 		return ExitUsage
@@ -85,7 +74,7 @@ func (c Client) Main(verb string, args []string) int {
 	// verbs that come to the same whether asked once or twice are asked
 	// again: status and ready change nothing; stop and start wait for a
 	// state, and a service that got there already is simply reported.
-	for try := 0; try < 3 && lostReply(err) && retriable[verb]; try++ {
+	for try := 0; try < 3 && lostReply(err) && row.Retriable; try++ {
 		time.Sleep(50 * time.Millisecond)
 		rep, err = call(explicitSocket, req, clientTimeout(verb))
 	}
@@ -390,7 +379,6 @@ func formatUptime(d time.Duration) string {
 }
 
 // retriable are the verbs asked again after a lost reply (see Main).
-var retriable = map[string]bool{verbStatus: true, verbReady: true, verbStop: true, verbStart: true}
 
 // lostReply reports whether err is a connection that went away between the
 // request and its reply.

@@ -1,6 +1,6 @@
 // Package control is vigil's control socket: the server the running vigil
 // listens with, and the client side of `vigil status|start|stop|restart|
-// signal|reload|ready|reset|reexec` (SPEC section 7).
+// signal|reload|ready|reset|reexec` (docs/control.md).
 //
 // # Where the socket is
 //
@@ -58,6 +58,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/vigil-init/vigil/control/verb"
 )
 
 // Version is the wire protocol version this package speaks.
@@ -104,7 +106,8 @@ type reply struct {
 	Ready    *bool           `json:"ready,omitempty"`
 }
 
-// Verb names.
+// Verb names the server and client switch on; the rest of each verb's
+// row (usage, names, timeout, probe) is in package verb.
 const (
 	verbStatus  = "status"
 	verbStart   = "start"
@@ -117,30 +120,17 @@ const (
 	verbReexec  = "reexec"
 )
 
-// Verbs lists every verb Main handles, for the caller's dispatch.
-var Verbs = []string{verbStatus, verbStart, verbStop, verbRestart, verbSignal, verbReload, verbReady, verbReset, verbReexec}
-
-// serverTimeout is how long the server lets a Handler method run for a verb
-// (the ctx deadline). start's 30 s is SPEC section 7's; stop waits for the
-// whole group, which the per-service stop timeout bounds, so it gets more.
-// clientTimeout is the server's plus a margin, so the server's own timeout
-// error is what the user sees.
-var serverTimeout = map[string]time.Duration{
-	verbStatus:  10 * time.Second,
-	verbReady:   5 * time.Second,
-	verbSignal:  10 * time.Second,
-	verbReset:   10 * time.Second,
-	verbStart:   30 * time.Second,
-	verbStop:    120 * time.Second,
-	verbRestart: 150 * time.Second,
-	verbReload:  150 * time.Second,
-	verbReexec:  60 * time.Second,
+// remote looks up a verb that goes over the socket.
+func remote(name string) (verb.Verb, bool) {
+	v, ok := verb.Lookup(name)
+	return v, ok && !v.Local
 }
 
 const clientMargin = 5 * time.Second
 
-func clientTimeout(verb string) time.Duration {
-	return serverTimeout[verb] + clientMargin
+func clientTimeout(name string) time.Duration {
+	v, _ := remote(name)
+	return v.Timeout + clientMargin
 }
 
 // The default socket locations; variables so tests can move them.
@@ -155,7 +145,7 @@ const (
 	socketName = "vigil.sock"
 )
 
-// SocketPaths lists where the socket may be, in the order of SPEC section 7:
+// SocketPaths lists where the socket may be, in the order of docs/control.md:
 // explicit (VIGIL_SOCKET / --socket) alone if non-empty; else
 // /run/vigil/vigil.sock, then /dev/shm/vigil-<inode of /proc/self/ns/mnt>.sock
 // (left out when that inode cannot be read).
@@ -239,3 +229,14 @@ func nsInode() (uint64, error) {
 	}
 	return st.Ino, nil
 }
+
+// Verbs lists the verbs that go over the socket, in the table's order.
+var Verbs = func() []string {
+	var out []string
+	for _, v := range verb.Table {
+		if !v.Local {
+			out = append(out, v.Name)
+		}
+	}
+	return out
+}()

@@ -21,12 +21,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vigil-init/vigil/control/verb"
 	"golang.org/x/sys/unix"
 )
 
 // Handler is what the running vigil does for each verb. Every method may
 // block until the action took effect (start waits for ready/exited, stop for
-// the whole group gone, ...); ctx carries the deadline (serverTimeout) and is
+// the whole group gone, ...); ctx carries the deadline (the verb's Timeout) and is
 // cancelled by Server.Close. An error is the reason shown to the user; wrap
 // ErrUnknown for an unknown service name. Methods are called from many
 // goroutines at once.
@@ -71,7 +72,7 @@ var (
 type Server struct {
 	// OnPanic, if set before Serve, is called after a Handler method panicked
 	// (the panic is recovered, logged and answered with an error reply), from
-	// that connection's goroutine: e.g. to re-exec as SPEC section 6 says.
+	// that connection's goroutine: e.g. to re-exec (docs/state-and-reexec.md).
 	OnPanic func(recovered any, stack []byte)
 
 	ln       *net.UnixListener
@@ -414,13 +415,13 @@ func (s *Server) doneReading(r *reading) bool {
 
 // slot takes a handler slot for verb: any of maxConns, or for a probe
 // (status, ready) one of probeSlots when those are taken. ok false: none.
-func (s *Server) slot(verb string) (release func(), ok bool) {
+func (s *Server) slot(name string) (release func(), ok bool) {
 	select {
 	case s.sem <- struct{}{}:
 		return func() { <-s.sem }, true
 	default:
 	}
-	if verb == verbStatus || verb == verbReady {
+	if v, _ := remote(name); v.Probe {
 		select {
 		case s.probes <- struct{}{}:
 			return func() { <-s.probes }, true
@@ -552,21 +553,22 @@ func (s *Server) dispatch(h Handler, req request, log *slog.Logger) (rep reply) 
 	if req.V != Version {
 		return reply{Error: fmt.Sprintf("protocol version %d not supported (this vigil speaks %d)", req.V, Version)}
 	}
-	timeout, ok := serverTimeout[req.Verb]
+	row, ok := remote(req.Verb)
 	if !ok {
 		return reply{Error: fmt.Sprintf("unknown verb %q", req.Verb)}
 	}
+	timeout := row.Timeout
 	for _, n := range req.Names {
 		if n == "" {
 			return reply{Error: "empty service name"}
 		}
 	}
-	switch req.Verb {
-	case verbStart, verbStop, verbRestart, verbSignal:
+	switch row.Names {
+	case verb.SomeNames:
 		if len(req.Names) == 0 {
 			return reply{Error: req.Verb + " needs at least one service name"}
 		}
-	case verbReload, verbReexec:
+	case verb.NoNames:
 		if len(req.Names) != 0 {
 			return reply{Error: req.Verb + " takes no service names"}
 		}

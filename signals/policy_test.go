@@ -7,7 +7,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// column is one mode of SPEC section 5's table: the wrapper, a supervisor
+// column is one mode of the signal table (docs/signals.md): the wrapper, a supervisor
 // with a main process, a supervisor without one.
 type column struct {
 	name    string

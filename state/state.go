@@ -1,5 +1,5 @@
-// Package state keeps vigil's state file, VIGIL_STATE_DIR/state.json (SPEC
-// section 6, DESIGN-NOTES section 5): every service's status, retry count,
+// Package state keeps vigil's state file, VIGIL_STATE_DIR/state.json
+// (docs/state-and-reexec.md): every service's status, retry count,
 // given-up mark, last exit, restart count and times, so that retry counts and
 // given-up marks survive a restart of the container.
 //

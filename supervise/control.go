@@ -315,7 +315,7 @@ func (s *Supervisor) Reset(ctx context.Context, names []string) error {
 	return lerr
 }
 
-// Reload applies a new service list like `vigil reload` (SPEC section 7):
+// Reload applies a new service list like `vigil reload` (docs/control.md):
 // added services start, removed ones stop, changed ones (command, dir, env,
 // user, log or ready) restart, and the rest keep running with their policy
 // fields updated. It returns once the removed and changed ones are down and

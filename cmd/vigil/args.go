@@ -6,7 +6,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/vigil-init/vigil/cmd/vigil/internal/early"
+	"github.com/vigil-init/vigil/control/verb"
 	"github.com/vigil-init/vigil/signals"
 )
 
@@ -47,7 +47,7 @@ func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(forma
 // first, then the command from "--" or the first argument that is no flag.
 func parseArgs(args []string) (invocation, error) {
 	var inv invocation
-	if len(args) > 0 && early.Verbs[args[0]] {
+	if len(args) > 0 && verb.Is(args[0]) {
 		inv.verb, inv.verbArgs = args[0], args[1:]
 		return inv, nil
 	}

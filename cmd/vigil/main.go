@@ -1,6 +1,6 @@
 // Command vigil is a container init: it reaps zombies, forwards signals to
 // process groups and passes on the main process's exit status; with a config
-// it supervises services (see README.md and SPEC).
+// it supervises services (see README.md and docs/).
 package main
 
 import (
@@ -13,6 +13,7 @@ import (
 
 	"github.com/vigil-init/vigil/cmd/vigil/internal/early"
 	"github.com/vigil-init/vigil/control"
+	"github.com/vigil-init/vigil/control/verb"
 	"github.com/vigil-init/vigil/proc"
 	"github.com/vigil-init/vigil/reaper"
 	"github.com/vigil-init/vigil/reexec"
@@ -32,7 +33,7 @@ func main() {
 	// A verb is only ever the first argument, and a client (vigil status,
 	// a Kubernetes probe running vigil ready) is no init: it skips the
 	// signal and reaper set-up and answers at once.
-	if len(os.Args) > 1 && early.Verbs[os.Args[1]] {
+	if len(os.Args) > 1 && verb.Is(os.Args[1]) {
 		os.Exit(runVerb(os.Args[1], os.Args[2:]))
 	}
 	os.Exit(run(os.Args[1:]))

@@ -220,7 +220,7 @@ func openState(log *slog.Logger, s config.Settings) *state.Store {
 }
 
 // offlineReset is `vigil reset` with no vigil running: it edits the state
-// file under its lock (SPEC section 6).
+// file under its lock (docs/state-and-reexec.md, vigil reset).
 func offlineReset(names []string) int {
 	s := config.Default()
 	s.Env(os.Environ())

@@ -3,9 +3,11 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/vigil-init/vigil/config"
+	"github.com/vigil-init/vigil/control/verb"
 )
 
 const usageText = `vigil: a container init that reaps, forwards signals and supervises services.
@@ -13,15 +15,7 @@ const usageText = `vigil: a container init that reaps, forwards signals and supe
 Usage:
   vigil [flags] -- CMD [ARG...]      run CMD as the main process (a drop-in for tini)
   vigil [flags] [-c FILE]            supervise the services of a config file
-  vigil check   [-c FILE]            validate config and environment; exit 0 or 78
-  vigil status  [--json] [NAME...]   ask the running vigil
-  vigil start|stop|restart NAME...   act on services
-  vigil signal  SIG NAME...          signal a service's process group
-  vigil reload | reexec              re-read the config | replace vigil in place
-  vigil ready   [NAME...]            exit 0 iff ready (a Kubernetes exec probe)
-  vigil reset   [NAME...]            forget retry counts and given-up marks
-  vigil version                      print the version
-
+%s
 Flags of the run verb (later wins: defaults < file < TINI_* < VIGIL_* < flags):
   -c, --config FILE      config file (VIGIL_CONFIG)
   -e CODE                treat this exit status of the main process as success (repeatable;
@@ -43,7 +37,11 @@ Environment (a variable set to "" counts as unset):
 `
 
 func printUsage(w io.Writer) {
-	io.WriteString(w, usageText)
+	var verbs strings.Builder
+	for _, v := range verb.Table {
+		fmt.Fprintf(&verbs, "  %-33s  %s\n", v.Usage, v.Help)
+	}
+	fmt.Fprintf(w, usageText, verbs.String())
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, d := range config.Docs() {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", d.Var, d.Default, d.Help)

@@ -18,16 +18,9 @@ package early
 import (
 	"os"
 
+	"github.com/vigil-init/vigil/control/verb"
 	"github.com/vigil-init/vigil/signals"
 )
-
-// Verbs are vigil's verbs. They are recognised only as the first argument,
-// so `vigil -- status` runs a program called status.
-var Verbs = map[string]bool{
-	"check": true, "status": true, "start": true, "stop": true, "restart": true,
-	"signal": true, "reload": true, "reexec": true, "ready": true, "reset": true,
-	"version": true,
-}
 
 // Signals receives every signal signals.Caught lists, but those vigil's
 // parent left ignored (signals.Catch), from the moment the program starts,
@@ -35,7 +28,7 @@ var Verbs = map[string]bool{
 var Signals = catch()
 
 func catch() chan os.Signal {
-	if len(os.Args) > 1 && Verbs[os.Args[1]] {
+	if len(os.Args) > 1 && verb.Is(os.Args[1]) {
 		return nil
 	}
 	return signals.Catch()
