@@ -17,8 +17,8 @@ func TestWrapperIsQuietOnACleanRun(t *testing.T) {
 	}{
 		{"clean run", nil, []string{"--", "true"}, nil},
 		{"a failing main is no vigil problem", nil, []string{"--", "sh", "-c", "exit 3"}, nil},
-		{"-v logs", nil, []string{"-v", "--", "true"}, []string{"started main", "main exited"}},
-		{"VIGIL_LOG_LEVEL=info logs", []string{"VIGIL_LOG_LEVEL=info"}, []string{"--", "true"}, []string{"started main", "main exited"}},
+		{"-v logs", nil, []string{"-v", "--", "true"}, []string{"started service=main", "exited service=main"}},
+		{"VIGIL_LOG_LEVEL=info logs", []string{"VIGIL_LOG_LEVEL=info"}, []string{"--", "true"}, []string{"started service=main", "exited service=main"}},
 	}
 	for _, m := range modes {
 		for _, tc := range tests {
