@@ -23,6 +23,9 @@ type setup struct {
 	supervisor bool   // a config file or VIGIL_SERVICES is in use
 	// source says where each setting came from, by variable name.
 	source map[string]string
+	// envs is each service's environment (index for index with
+	// services): env files and secrets read, layered over vigil's own.
+	envs []config.ServiceEnv
 }
 
 // load builds the setup and returns every problem found, all at once.
@@ -101,6 +104,8 @@ func load(environ []string, f flagValues) (setup, []error) {
 		var ps []config.Problem
 		st.services, ps = config.Resolve(raw, s)
 		problems(ps)
+		st.envs, ps = config.ServiceEnvs(supervise.CleanEnv(environ), st.services)
+		problems(ps)
 		errs = append(errs, checkRunnable(st.services)...)
 	}
 	st.settings = s
@@ -140,7 +145,11 @@ func sources(def, file, env, final config.Settings, vars map[string]string) map[
 	out := make(map[string]string)
 	t := reflect.TypeFor[config.Settings]()
 	for i := 0; i < t.NumField(); i++ {
-		name := "VIGIL_" + t.Field(i).Tag.Get("env")
+		tag := t.Field(i).Tag.Get("env")
+		if tag == "" {
+			continue // a file-only setting (env_file), shown per service
+		}
+		name := "VIGIL_" + tag
 		field := func(s config.Settings) any { return reflect.ValueOf(s).Field(i).Interface() }
 		switch {
 		case !reflect.DeepEqual(field(final), field(env)):
