@@ -64,6 +64,8 @@ func ValidKey(k string) bool {
 // Parse reads a dotenv document. file only names it in errors. A key given
 // twice keeps its last value, as docker compose does; both are returned.
 func Parse(data []byte, file string) ([]Var, error) {
+	// A byte order mark, as some Windows editors write, is not a key.
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
 	p := parser{src: data, file: file, line: 1}
 	// A CRLF file (edited on Windows) reads as its LF twin; a CR elsewhere
 	// is data.

@@ -36,6 +36,7 @@ func TestParse(t *testing.T) {
 		{"comment after a closing quote", "A='x' # c\nB=\"y\"#c\n", []Var{{"A", "x", 1}, {"B", "y", 2}}},
 		{"quoted value over several lines", "A=\"l1\nl2\"\nB='m1\nm2'\nC=3\n", []Var{{"A", "l1\nl2", 1}, {"B", "m1\nm2", 3}, {"C", "3", 5}}},
 		{"CRLF line ends", "A=1\r\nB=\"x\"\r\n# c\r\nC=a b \r\n", []Var{{"A", "1", 1}, {"B", "x", 2}, {"C", "a b", 4}}},
+		{"a UTF-8 byte order mark is skipped", "\xef\xbb\xbfA=1\n", []Var{{"A", "1", 1}}},
 		{"a lone CR is data", "A=x\ry\n", []Var{{"A", "x\ry", 1}}},
 		{"the later of a repeated key is last", "A=1\nA=2\n", []Var{{"A", "1", 1}, {"A", "2", 2}}},
 		{"inner quotes of an unquoted value", `A=it's "ok"` + "\n", []Var{{"A", `it's "ok"`, 1}}},
