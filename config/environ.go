@@ -1,9 +1,9 @@
 package config
 
 import (
-	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io/fs"
 	"sort"
 	"strings"
@@ -43,7 +43,10 @@ type ServiceEnv struct {
 	// Fingerprint is a hash of Env: a reload restarts a service whose
 	// fingerprint changed, and only those. It is a hash of secrets: keep
 	// it in memory and in the handoff, never in the state file or a log.
-	Fingerprint [sha256.Size]byte
+	// FNV-128a, not SHA-256: it detects changes, it resists no attacker
+	// (who writes the env files needs no collision), and crypto/sha256
+	// would add 225 KB to the binary.
+	Fingerprint [16]byte
 }
 
 // ServiceEnvs reads every service's env files and secrets, once each
@@ -161,7 +164,7 @@ func (l *envLoader) service(base []string, svc *Service) ServiceEnv {
 		se.Vars = append(se.Vars, EnvVar{k, e.source})
 	}
 	sort.Slice(se.Vars, func(i, j int) bool { return se.Vars[i].Name < se.Vars[j].Name })
-	h := sha256.New()
+	h := fnv.New128a()
 	for _, v := range se.Vars {
 		kv := v.Name + "=" + m[v.Name].val
 		se.Env = append(se.Env, kv)
