@@ -95,7 +95,7 @@ test-docker:
 FUZZTIME ?= 10m
 FUZZ_TARGETS := config:FuzzDecode config:FuzzRespawnLimit config:FuzzDurations state:FuzzDecode \
 	signals:FuzzParse signals:FuzzParseRewrite control:FuzzRequest control:FuzzClientArgs control:FuzzServerConn \
-	reexec:FuzzWire
+	reexec:FuzzWire config/dotenv:FuzzParse supervise/svclog:FuzzRingDecode
 .PHONY: fuzz chaos soak
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \

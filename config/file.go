@@ -59,6 +59,9 @@ type RawService struct {
 	Ready     *Ready
 	Oneshot   bool
 	Log       string // "" = not given
+	EnvFiles  []EnvFile
+	Secrets   []Secret // sorted by Var
+	LogFile   *LogFile // defaults filled in
 }
 
 // RawBackoff is a service's backoff object; nil = not given.
@@ -120,7 +123,7 @@ var (
 		return m
 	}()
 	topKeys = func() []string {
-		keys := []string{"services"}
+		keys := []string{"services", "env_file"}
 		for k := range fileSettings {
 			keys = append(keys, k)
 		}
@@ -129,7 +132,7 @@ var (
 	}()
 	serviceKeys = []string{"name", "command", "dir", "env", "user", "restart", "max_retries",
 		"backoff", "stable_after", "stop_signal", "stop_timeout", "critical", "depends_on",
-		"ready", "oneshot", "log"}
+		"ready", "oneshot", "log", "env_file", "secrets", "log_file"}
 	backoffKeys = []string{"initial", "max", "factor", "jitter"}
 	readyKeys   = []string{"tcp", "exec", "file", "notify_fd", "timeout"}
 	readyKinds  = []string{"tcp", "exec", "file", "notify_fd"}
@@ -163,6 +166,12 @@ func Decode(data []byte, source string, s *Settings) ([]RawService, []Problem) {
 			switch {
 			case m.key == "services":
 				list = m.val
+			case m.key == "env_file" && source == ServicesVar:
+				d.add("", m.key, m.keyOff, "%s holds services only: give env_file in each service", ServicesVar)
+			case m.key == "env_file":
+				if files := d.envFiles(scope{}, m.val, nil, true); s != nil {
+					s.EnvFiles = files
+				}
 			case isSetting && source == ServicesVar:
 				d.add("", m.key, m.keyOff, "%s holds services only: set VIGIL_%s instead", ServicesVar, fs.env)
 			case isSetting:
@@ -575,12 +584,28 @@ func (d *decoder) service(idx int, n *jnode) (RawService, bool) {
 			d.ready(sc, v, &r)
 		case "log":
 			r.Log, _ = d.oneOf(sc, "log", v, LogInherit, LogPrefix)
+		case "env_file":
+			r.EnvFiles = d.envFiles(sc, v, r.Fields, false)
+		case "secrets":
+			d.secrets(sc, v, &r)
+		case "log_file":
+			d.logFile(sc, v, &r)
 		default:
 			known = false
 			d.bad(sc, m.key, m.keyOff, "unknown field%s", suggest(m.key, serviceKeys))
 		}
 		if known {
 			r.Fields[m.key] = d.pos(m.keyOff)
+		}
+	}
+	// A variable in both would need a rule for which one wins; asking the
+	// user is clearer than any rule.
+	for _, sec := range r.Secrets {
+		if ep, both := r.Fields["env."+sec.Var]; both {
+			p := r.Fields["secrets."+sec.Var]
+			d.probs = append(d.probs, Problem{Service: sc.service, Field: sc.prefix + "secrets." + sec.Var,
+				Line: p.Line, Col: p.Col, Source: d.src,
+				Msg: fmt.Sprintf("also set in env (at %d:%d): give it in one place", ep.Line, ep.Col)})
 		}
 	}
 	for _, req := range []string{"name", "command"} {
@@ -996,6 +1021,8 @@ func resolveOne(r *RawService, s Settings) Service {
 		Critical:    r.Critical,
 		Oneshot:     r.Oneshot,
 		Log:         r.Log,
+		EnvFiles:    append(append([]EnvFile(nil), s.EnvFiles...), r.EnvFiles...),
+		Secrets:     append([]Secret(nil), r.Secrets...),
 		Backoff: Backoff{
 			Initial: s.BackoffInitial, Max: s.BackoffMax,
 			Factor: s.BackoffFactor, Jitter: s.BackoffJitter,
@@ -1038,6 +1065,10 @@ func resolveOne(r *RawService, s Settings) Service {
 		if dep != "" {
 			svc.DependsOn = append(svc.DependsOn, dep)
 		}
+	}
+	if r.LogFile != nil {
+		lf := *r.LogFile
+		svc.LogFile = &lf
 	}
 	if r.Ready != nil {
 		rd := *r.Ready

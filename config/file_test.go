@@ -269,7 +269,7 @@ func TestSettingsFromFile(t *testing.T) {
 			StableAfter: time.Minute, StopTimeout: 3 * time.Second, RespawnLimit: RespawnLimit{5, 10 * time.Second},
 			ShutdownTimeout: 20 * time.Second, ReexecInterval: time.Hour, ResetState: true, KillProcessGroup: true, Subreaper: true,
 		}
-		if s != want {
+		if !reflect.DeepEqual(s, want) {
 			t.Errorf("got  %+v\nwant %+v", s, want)
 		}
 	})
@@ -277,6 +277,9 @@ func TestSettingsFromFile(t *testing.T) {
 		typ := reflect.TypeFor[Settings]()
 		for i := 0; i < typ.NumField(); i++ {
 			tag := typ.Field(i).Tag.Get("env")
+			if tag == "" {
+				continue // a file-only setting such as env_file
+			}
 			key := strings.ToLower(tag)
 			_, inFile := fileSettings[key]
 			if want := tag != "CONFIG" && tag != "SERVICES"; inFile != want {
@@ -310,7 +313,7 @@ func TestSettingsFromFile(t *testing.T) {
 		_, probs := Decode([]byte(`{"max_retries": -2, "stop_timeout": "-1s", "log_level": "loud", "backoff_jitter": 2, "subreaper": true}`), "f.json", &s)
 		want := Default()
 		want.Subreaper = true
-		if s != want {
+		if !reflect.DeepEqual(s, want) {
 			t.Errorf("settings changed: %+v", s)
 		}
 		if len(probs) != 4 {
@@ -367,7 +370,7 @@ func TestServicesVar(t *testing.T) {
 			`VIGIL_SERVICES:1:2: field "max_retries": VIGIL_SERVICES holds services only: set VIGIL_MAX_RETRIES instead`,
 			`VIGIL_SERVICES:1:36: field "bogus": unknown field`,
 		}
-		if got := strs(probs); !reflect.DeepEqual(got, want) || len(raw) != 0 || s != Default() {
+		if got := strs(probs); !reflect.DeepEqual(got, want) || len(raw) != 0 || !reflect.DeepEqual(s, Default()) {
 			t.Errorf("got %q\nwant %q", got, want)
 		}
 	})

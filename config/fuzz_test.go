@@ -53,7 +53,7 @@ func FuzzDecode(f *testing.F) {
 			// Deterministic.
 			s2 := Default()
 			raw2, probs2 := Decode(data, src, &s2)
-			if !reflect.DeepEqual(raw, raw2) || !reflect.DeepEqual(probs, probs2) || s != s2 {
+			if !reflect.DeepEqual(raw, raw2) || !reflect.DeepEqual(probs, probs2) || !reflect.DeepEqual(s, s2) {
 				t.Fatal("Decode is not deterministic")
 			}
 		}

@@ -48,6 +48,11 @@ type Service struct {
 	Ready       *Ready // nil: ready once spawned (a oneshot: once it exits 0)
 	Oneshot     bool
 	Log         string // LogInherit, LogPrefix
+	// EnvFiles are the top-level env files, then the service's own, in
+	// the order they apply (a later file wins). ServiceEnvs reads them.
+	EnvFiles []EnvFile
+	Secrets  []Secret // sorted by Var
+	LogFile  *LogFile // nil: no log file
 }
 
 // Backoff is the restart delay: Initial, times Factor per failed run, capped

@@ -39,6 +39,9 @@ type Settings struct {
 	ResetState       bool          `env:"RESET_STATE" help:"forget retry counts and given-up marks at start"`
 	KillProcessGroup bool          `env:"KILL_PROCESS_GROUP" help:"tini's; group forwarding is the default"`
 	Subreaper        bool          `env:"SUBREAPER" help:"tini's; subreaping is automatic when not PID 1"`
+	// EnvFiles is the file's top-level env_file: a setting of the file
+	// only (no env tag), applied under every service's own env files.
+	EnvFiles []EnvFile
 }
 
 // Default is the built-in layer.

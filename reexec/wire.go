@@ -432,6 +432,31 @@ func (w *wireWriter) service(c *config.Service) {
 		}
 		w.bool(c.Oneshot)
 		w.string(c.Log)
+		// Paths only: the values they give are read again by the new
+		// image, as at a reload.
+		w.count(len(c.EnvFiles), c.EnvFiles == nil)
+		for _, f := range c.EnvFiles {
+			w.record(func() {
+				w.string(f.Path)
+				w.bool(f.Optional)
+				w.bool(f.TopLevel)
+			})
+		}
+		w.count(len(c.Secrets), c.Secrets == nil)
+		for _, sec := range c.Secrets {
+			w.record(func() {
+				w.string(sec.Var)
+				w.string(sec.Path)
+			})
+		}
+		w.bool(c.LogFile != nil)
+		if lf := c.LogFile; lf != nil {
+			w.record(func() {
+				w.string(lf.Path)
+				w.int(lf.MaxSize)
+				w.int(int64(lf.MaxFiles))
+			})
+		}
 	})
 }
 
@@ -467,6 +492,38 @@ func (r *wireReader) service(c *config.Service) {
 		}
 		c.Oneshot = r.bool()
 		c.Log = r.string()
+		if n, ok := r.count(); ok {
+			c.EnvFiles = make([]config.EnvFile, 0, n)
+			for range n {
+				var f config.EnvFile
+				r.record(func() {
+					f.Path = r.string()
+					f.Optional = r.bool()
+					f.TopLevel = r.bool()
+				})
+				c.EnvFiles = append(c.EnvFiles, f)
+			}
+		}
+		if n, ok := r.count(); ok {
+			c.Secrets = make([]config.Secret, 0, n)
+			for range n {
+				var sec config.Secret
+				r.record(func() {
+					sec.Var = r.string()
+					sec.Path = r.string()
+				})
+				c.Secrets = append(c.Secrets, sec)
+			}
+		}
+		if r.bool() {
+			lf := &config.LogFile{}
+			r.record(func() {
+				lf.Path = r.string()
+				lf.MaxSize = r.int()
+				lf.MaxFiles = int(r.int())
+			})
+			c.LogFile = lf
+		}
 	})
 }
 

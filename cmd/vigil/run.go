@@ -148,13 +148,18 @@ func printCheck(w io.Writer, st setup) {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%q\n", svc.Name, kind, deps, svc.Argv)
 	}
 	tw.Flush()
+	printEnvs(w, st.envs)
 	fmt.Fprintln(w, "settings:")
 	v := reflect.ValueOf(st.settings)
 	t := v.Type()
 	var names []string
 	values := map[string]string{}
 	for i := 0; i < t.NumField(); i++ {
-		name := "VIGIL_" + t.Field(i).Tag.Get("env")
+		tag := t.Field(i).Tag.Get("env")
+		if tag == "" {
+			continue // a file-only setting (env_file), shown per service
+		}
+		name := "VIGIL_" + tag
 		names = append(names, name)
 		values[name] = fmt.Sprint(v.Field(i).Interface())
 	}
@@ -167,6 +172,32 @@ func printCheck(w io.Writer, st setup) {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", n, val, st.source[n])
 	}
 	tw.Flush()
+}
+
+// printEnvs lists, per service, the variables that the config adds or
+// changes and where each came from: names and sources, never a value
+// (values may be secrets, and check runs in build logs).
+func printEnvs(w io.Writer, envs []config.ServiceEnv) {
+	for _, se := range envs {
+		inherited := 0
+		var own []config.EnvVar
+		for _, v := range se.Vars {
+			if v.Source == config.SourceEnvironment {
+				inherited++
+			} else {
+				own = append(own, v)
+			}
+		}
+		if len(own) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "environment of %s (%d more from vigil's environment):\n", se.Name, inherited)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		for _, v := range own {
+			fmt.Fprintf(tw, "  %s\t%s\n", v.Name, v.Source)
+		}
+		tw.Flush()
+	}
 }
 
 // handedOver is the service list a handoff carries, less main.

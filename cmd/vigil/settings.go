@@ -23,6 +23,9 @@ type setup struct {
 	supervisor bool   // a config file or VIGIL_SERVICES is in use
 	// source says where each setting came from, by variable name.
 	source map[string]string
+	// envs is each service's environment (index for index with
+	// services): env files and secrets read, layered over vigil's own.
+	envs []config.ServiceEnv
 }
 
 // load builds the setup and returns every problem found, all at once.
@@ -106,6 +109,23 @@ func load(environ []string, f flagValues) (setup, []error) {
 		var ps []config.Problem
 		st.services, ps = config.Resolve(raw, s)
 		problems(ps)
+		st.envs, ps = config.ServiceEnvs(proc.CleanEnv(environ), st.services)
+		problems(ps)
+		// A service's own layers (env files, secrets, env) go with it;
+		// vigil's environment is laid under them at each spawn, with the
+		// user's HOME between the two.
+		for i := range st.services {
+			if i >= len(st.envs) {
+				break
+			}
+			var own []string
+			for j, v := range st.envs[i].Vars {
+				if v.Source != config.SourceEnvironment {
+					own = append(own, st.envs[i].Env[j])
+				}
+			}
+			st.services[i].Env = own
+		}
 		errs = append(errs, checkRunnable(st.services)...)
 	}
 	st.settings = s
@@ -145,7 +165,11 @@ func sources(def, file, env, final config.Settings, vars map[string]string) map[
 	out := make(map[string]string)
 	t := reflect.TypeFor[config.Settings]()
 	for i := 0; i < t.NumField(); i++ {
-		name := "VIGIL_" + t.Field(i).Tag.Get("env")
+		tag := t.Field(i).Tag.Get("env")
+		if tag == "" {
+			continue // a file-only setting (env_file), shown per service
+		}
+		name := "VIGIL_" + tag
 		field := func(s config.Settings) any { return reflect.ValueOf(s).Field(i).Interface() }
 		switch {
 		case !reflect.DeepEqual(field(final), field(env)):
