@@ -9,3 +9,5 @@ require (
 )
 
 require go.uber.org/goleak v1.3.0
+
+require github.com/robfig/cron/v3 v3.0.1
