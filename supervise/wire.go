@@ -430,6 +430,13 @@ func (w *wireWriter) service(c *config.Service) {
 		}
 		w.bool(c.Oneshot)
 		w.string(c.Log)
+		w.string(c.Schedule)
+		w.string(c.Timezone)
+		w.string(c.Concurrency)
+		w.int(int64(c.StartingDeadline))
+		w.string(c.Template)
+		w.int(int64(c.Instance))
+		w.int(int64(c.Instances))
 	})
 }
 
@@ -465,6 +472,13 @@ func (r *wireReader) service(c *config.Service) {
 		}
 		c.Oneshot = r.bool()
 		c.Log = r.string()
+		c.Schedule = r.string()
+		c.Timezone = r.string()
+		c.Concurrency = r.string()
+		c.StartingDeadline = time.Duration(r.int())
+		c.Template = r.string()
+		c.Instance = int(r.int())
+		c.Instances = int(r.int())
 	})
 }
 

@@ -34,6 +34,8 @@ func fullHandoff() Handoff {
 				Ready: &config.Ready{TCP: "127.0.0.1:80", Exec: []string{"check", "-q"}, File: "/run/ok",
 					NotifyFD: 3, Timeout: 30 * time.Second},
 				Oneshot: true, Log: config.LogPrefix,
+				Schedule: "*/5 * * * *", Timezone: "Europe/Berlin", Concurrency: config.ConcurrencyReplace,
+				StartingDeadline: time.Minute, Template: "web", Instance: 2, Instances: 3,
 			},
 			Main: true, State: Stopping, Pid: 42, Pgid: 41,
 			Exit:      &reaper.Exit{Pid: 40, Status: 0x0100},
