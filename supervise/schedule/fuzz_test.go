@@ -12,14 +12,39 @@ func FuzzParse(f *testing.F) {
 		"CRON_TZ=UTC 0 0 * * *", "0 0 29 2 *", "1-2-3 * * * *", "*/ * * * *", "@every 1h1s", "? ? ? ? ?"} {
 		f.Add(s)
 	}
-	from := time.Date(2026, 3, 8, 1, 59, 0, 0, time.UTC)
+	// Around daylight-saving changes in both directions, in two zones.
+	froms := []time.Time{
+		time.Date(2026, 3, 8, 5, 0, 0, 0, time.UTC),    // New York, forward
+		time.Date(2026, 11, 1, 4, 0, 0, 0, time.UTC),   // New York, back
+		time.Date(2026, 3, 29, 0, 0, 0, 0, time.UTC),   // Berlin, forward
+		time.Date(2026, 10, 24, 23, 0, 0, 0, time.UTC), // Berlin, back
+	}
 	f.Fuzz(func(t *testing.T, expr string) {
-		s, err := Parse(expr, "America/New_York")
-		if err != nil {
-			return
-		}
-		if n := s.Next(from); !n.IsZero() && !n.After(from) {
-			t.Fatalf("%q: Next(%v) = %v", expr, from, n)
+		for _, tz := range []string{"America/New_York", "Europe/Berlin"} {
+			s, err := Parse(expr, tz)
+			if err != nil {
+				return
+			}
+			for _, from := range froms {
+				prev := from
+				for range 30 {
+					n := s.Next(prev)
+					if n.IsZero() {
+						break
+					}
+					if !n.After(prev) {
+						t.Fatalf("%q in %s: Next(%v) = %v", expr, tz, prev, n)
+					}
+					prev = n
+				}
+				f := s.Fired(from, prev, time.Second)
+				if !f.Next.IsZero() && !f.Next.After(f.Run) {
+					t.Fatalf("%q in %s: Fired(%v, %v): Next %v not after Run %v", expr, tz, from, prev, f.Next, f.Run)
+				}
+				if len(f.Skipped) > MaxSkipped || f.SkippedCount < len(f.Skipped) {
+					t.Fatalf("%q: skipped %d, count %d", expr, len(f.Skipped), f.SkippedCount)
+				}
+			}
 		}
 	})
 }

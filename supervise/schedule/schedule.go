@@ -139,9 +139,8 @@ func (s *Schedule) Next(after time.Time) time.Time {
 // gapTick finds a forward change in (after, n) whose skipped local times
 // held a tick, and returns the change's instant.
 func (s *Schedule) gapTick(after, n time.Time) (time.Time, bool) {
-	t := after
-	for {
-		_, end := t.ZoneBounds()
+	for t := after; ; {
+		end := nextChange(t)
 		if end.IsZero() || !end.Before(n) {
 			return time.Time{}, false
 		}
@@ -160,11 +159,52 @@ func (s *Schedule) gapTick(after, n time.Time) (time.Time, bool) {
 	}
 }
 
+// nextChange is the first instant after t where t's zone changes offset,
+// zero if none within a thousand zone periods. Past the zone file's last transition Go derives zone bounds
+// from the zone's rule year by year, and (Go 1.26) gives an end before t
+// for the last hours of a year: there it scans a day at a time and
+// bisects.
+func nextChange(t time.Time) time.Time {
+	for range 1000 {
+		_, end := t.ZoneBounds()
+		_, off := t.Zone()
+		if end.IsZero() {
+			return end
+		}
+		if end.After(t) {
+			// A bound can also be a year's end with the same
+			// offset on both sides.
+			if _, o := end.Zone(); o != off {
+				return end
+			}
+			t = end
+			continue
+		}
+		day := t.Add(24 * time.Hour)
+		if _, o := day.Zone(); o == off {
+			t = day
+			continue
+		}
+		lo, hi := t, day
+		for hi.Sub(lo) > time.Second/2 {
+			mid := lo.Add(hi.Sub(lo) / 2)
+			if _, o := mid.Zone(); o == off {
+				lo = mid
+			} else {
+				hi = mid
+			}
+		}
+		// Changes fall on whole seconds.
+		return hi.Truncate(time.Second)
+	}
+	return time.Time{}
+}
+
 // repeated reports whether t's local time already occurred: t falls in the
 // first hours of a zone period that began by setting clocks back.
 func repeated(t time.Time) bool {
 	start, _ := t.ZoneBounds()
-	if start.IsZero() {
+	if start.IsZero() || start.After(t) {
 		return false
 	}
 	_, offset := t.Zone()

@@ -188,6 +188,17 @@ func TestNext(t *testing.T) {
 		{"NY hourly runs the repeated hour twice", "0 * * * *", ny, "2026-11-01 00:30",
 			[]string{"2026-11-01 01:00", "2026-11-01 01:00 EST", "2026-11-01 02:00"}},
 
+		// Past 2037 zone files give a rule, not transitions (and Go's
+		// ZoneBounds misreports the last hours of such a year).
+		{"NY leap days past 2037", "0 0 29 2 *", ny, "2040-02-29 00:00",
+			[]string{"2044-02-29 00:00", "2048-02-29 00:00"}},
+		{"NY year end past 2037", "30 1 * * *", ny, "2040-12-30 12:00",
+			[]string{"2040-12-31 01:30", "2041-01-01 01:30"}},
+		{"NY skipped time in 2040", "30 2 * * *", ny, "2040-03-10 12:00",
+			[]string{"2040-03-11 03:00", "2040-03-12 02:30"}},
+		{"NY repeated time in 2040", "30 1 * * *", ny, "2040-11-03 12:00",
+			[]string{"2040-11-04 01:30", "2040-11-05 01:30"}},
+
 		// Forward change: 02:00 CET becomes 03:00 CEST (29 March 2026).
 		{"Berlin skipped time runs once at the change", "30 2 * * *", berlin, "2026-03-28 12:00",
 			[]string{"2026-03-29 03:00", "2026-03-30 02:30"}},
@@ -378,5 +389,34 @@ func TestFiredNoDoubleRun(t *testing.T) {
 	g := s.Fired(f.Next, f.Next, time.Second)
 	if want := expected.AddDate(0, 0, 1); !g.Run.Equal(want) {
 		t.Errorf("second run %s, want %s", show(g.Run), show(want))
+	}
+}
+
+// TestNextChange walks the offset changes of ten years across 2037, where
+// zone files switch from listed transitions to a rule: two a year, each a
+// real change of offset, none missed.
+func TestNextChange(t *testing.T) {
+	for _, tz := range []string{"America/New_York", "Europe/Berlin"} {
+		loc, err := time.LoadLocation(tz)
+		if err != nil {
+			t.Fatal(err)
+		}
+		from := time.Date(2033, 1, 1, 0, 0, 0, 0, loc)
+		end := time.Date(2043, 1, 1, 0, 0, 0, 0, loc)
+		n := 0
+		for c := nextChange(from); c.Before(end); c = nextChange(c) {
+			_, before := c.Add(-time.Second).Zone()
+			_, after := c.Zone()
+			if before == after {
+				t.Fatalf("%s: no change at %s", tz, show(c))
+			}
+			n++
+		}
+		if n != 20 {
+			t.Errorf("%s: %d changes in ten years, want 20", tz, n)
+		}
+	}
+	if c := nextChange(time.Date(2040, 12, 31, 23, 0, 0, 0, time.UTC)); !c.IsZero() {
+		t.Errorf("UTC changes at %v", c)
 	}
 }
