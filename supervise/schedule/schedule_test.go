@@ -420,3 +420,25 @@ func TestNextChange(t *testing.T) {
 		t.Errorf("UTC changes at %v", c)
 	}
 }
+
+func BenchmarkNext(b *testing.B) {
+	for _, c := range []struct{ expr, tz string }{
+		{"*/5 * * * *", "UTC"},
+		{"30 2 * * *", "America/New_York"},
+		{"0 0 29 2 *", "Europe/Berlin"},
+	} {
+		s, err := Parse(c.expr, c.tz)
+		if err != nil {
+			b.Fatal(err)
+		}
+		from := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+		b.Run(c.expr, func(b *testing.B) {
+			t := from
+			for b.Loop() {
+				if t = s.Next(t); t.Year() > 2090 {
+					t = from
+				}
+			}
+		})
+	}
+}
