@@ -214,8 +214,10 @@ func repeated(t time.Time) bool {
 }
 
 // Missed looks for ticks missed while vigil was not running: last is the
-// last run's start (from the state file; zero when there is none, and then
-// nothing counts as missed), now the time of the start. tick is the newest
+// tick the last run was for, from the state file (zero when there is none,
+// and then nothing counts as missed); the run's start time does as well,
+// except that it sets the phase of an @every schedule, and a retry's start
+// would shift it. now is the time of vigil's start. tick is the newest
 // tick in (last, now], zero if none; run is whether to run once now for it:
 // deadline > 0 (0 is the default: off) and the tick is younger than
 // deadline. Older missed ticks never run: one run covers them all.
