@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vigil-init/vigil/signals"
+	"github.com/vigil-init/vigil/supervise/schedule"
 )
 
 // ServicesVar is the environment variable that holds services as JSON. Pass it
@@ -62,6 +63,12 @@ type RawService struct {
 	EnvFiles  []EnvFile
 	Secrets   []Secret // sorted by Var
 	LogFile   *LogFile // defaults filled in
+
+	Schedule         string // "" = not scheduled
+	Timezone         string
+	Concurrency      string // "" = not given
+	StartingDeadline *time.Duration
+	Instances        int // 0 = not given: a service of its own
 }
 
 // RawBackoff is a service's backoff object; nil = not given.
@@ -132,7 +139,8 @@ var (
 	}()
 	serviceKeys = []string{"name", "command", "dir", "env", "user", "restart", "max_retries",
 		"backoff", "stable_after", "stop_signal", "stop_timeout", "critical", "depends_on",
-		"ready", "oneshot", "log", "env_file", "secrets", "log_file"}
+		"ready", "oneshot", "log", "env_file", "secrets", "log_file", "schedule", "timezone", "concurrency",
+		"starting_deadline", "instances"}
 	backoffKeys = []string{"initial", "max", "factor", "jitter"}
 	readyKeys   = []string{"tcp", "exec", "file", "notify_fd", "timeout"}
 	readyKinds  = []string{"tcp", "exec", "file", "notify_fd"}
@@ -223,6 +231,14 @@ type scope struct{ service, prefix string }
 
 func (d *decoder) bad(sc scope, field string, off int, format string, a ...any) {
 	d.add(sc.service, sc.prefix+field, off, format, a...)
+}
+
+// badAt is bad for a position already resolved (one kept in Fields).
+func (d *decoder) badAt(sc scope, field string, p Pos, format string, a ...any) {
+	d.probs = append(d.probs, Problem{
+		Service: sc.service, Field: sc.prefix + field, Line: p.Line, Col: p.Col, Source: d.src,
+		Msg: fmt.Sprintf(format, a...),
+	})
 }
 
 func join(path, key string) string {
@@ -522,6 +538,7 @@ func (d *decoder) service(idx int, n *jnode) (RawService, bool) {
 	if sc.service == "" {
 		sc.prefix = indexed("services", idx) + "."
 	}
+	oneshotFalse := false
 	for _, m := range d.members(sc, "", n) {
 		v := m.val
 		known := true
@@ -577,7 +594,9 @@ func (d *decoder) service(idx int, n *jnode) (RawService, bool) {
 		case "critical":
 			r.Critical, _ = d.boolean(sc, "critical", v)
 		case "oneshot":
-			r.Oneshot, _ = d.boolean(sc, "oneshot", v)
+			var ok bool
+			r.Oneshot, ok = d.boolean(sc, "oneshot", v)
+			oneshotFalse = ok && !r.Oneshot
 		case "depends_on":
 			d.dependsOn(sc, v, &r)
 		case "ready":
@@ -590,6 +609,32 @@ func (d *decoder) service(idx int, n *jnode) (RawService, bool) {
 			d.secrets(sc, v, &r)
 		case "log_file":
 			d.logFile(sc, v, &r)
+		case "schedule":
+			if expr, ok := d.str(sc, "schedule", v); ok {
+				// The zone changes when a schedule fires, never
+				// whether it parses: check the syntax in UTC.
+				if _, err := schedule.Parse(expr, "UTC"); err != nil {
+					d.bad(sc, "schedule", v.off, "%v", err)
+				} else {
+					r.Schedule = expr
+				}
+			}
+		case "timezone":
+			if tz, ok := d.word(sc, "timezone", v); ok {
+				if err := checkZone(tz, time.LoadLocation); err != nil {
+					d.bad(sc, "timezone", v.off, "%v", err)
+				} else {
+					r.Timezone = tz
+				}
+			}
+		case "concurrency":
+			r.Concurrency, _ = d.oneOf(sc, "concurrency", v, ConcurrencyForbid, ConcurrencyAllow, ConcurrencyReplace)
+		case "starting_deadline":
+			if t, ok := d.duration(sc, "starting_deadline", v); ok {
+				r.StartingDeadline = &t
+			}
+		case "instances":
+			r.Instances, _ = d.intIn(sc, "instances", v, 1, MaxInstances, fmt.Sprintf("1..%d", MaxInstances))
 		default:
 			known = false
 			d.bad(sc, m.key, m.keyOff, "unknown field%s", suggest(m.key, serviceKeys))
@@ -613,7 +658,61 @@ func (d *decoder) service(idx int, n *jnode) (RawService, bool) {
 			d.bad(sc, req, n.off, "missing: every service needs a %s", req)
 		}
 	}
+	d.scheduleRules(sc, &r, oneshotFalse)
+	if r.Instances > 0 {
+		for _, v := range []string{InstanceVar, InstancesVar} {
+			if p, set := r.Fields["env."+v]; set {
+				d.badAt(sc, "env."+v, p, "vigil sets %s in each copy of a service with instances", v)
+			}
+		}
+	}
 	return r, true
+}
+
+// scheduleRules checks what a schedule forbids or needs among the other
+// fields of its service. Fields whose own value was a problem are left out:
+// one mistake, one message.
+func (d *decoder) scheduleRules(sc scope, r *RawService, oneshotFalse bool) {
+	if _, given := r.Fields["schedule"]; !given {
+		for _, f := range []string{"timezone", "concurrency", "starting_deadline"} {
+			if p, set := r.Fields[f]; set {
+				d.badAt(sc, f, p, "applies to a scheduled service only: add a schedule")
+			}
+		}
+		return
+	}
+	if r.Schedule == "" {
+		return
+	}
+	if r.Critical {
+		d.badAt(sc, "critical", r.Fields["critical"],
+			"a scheduled service never ends the container: critical cannot go with schedule")
+	}
+	// Each tick starts one run that is meant to end: a scheduled service
+	// is a oneshot, and saying otherwise is a contradiction, not a
+	// preference to honour.
+	if oneshotFalse {
+		d.badAt(sc, "oneshot", r.Fields["oneshot"],
+			"a scheduled service is a oneshot (each tick starts one run): remove oneshot: false")
+	}
+	if r.Restart == RestartAlways {
+		d.badAt(sc, "restart", r.Fields["restart"],
+			`"always" would rerun a scheduled service as soon as it ends: use "on-failure" (the default) or "never"`)
+	}
+}
+
+// checkZone loads an IANA zone name. When the image has no zone database
+// at all the message says so: the fix is not in the name. load is
+// time.LoadLocation but in tests.
+func checkZone(tz string, load func(string) (*time.Location, error)) error {
+	if _, err := load(tz); err != nil {
+		if _, none := load("Etc/UTC"); none != nil {
+			return fmt.Errorf("unknown time zone %q: this system has no time zone database "+
+				"(install tzdata, mount /usr/share/zoneinfo, or set ZONEINFO)", tz)
+		}
+		return fmt.Errorf("unknown time zone %q", tz)
+	}
+	return nil
 }
 
 func (d *decoder) command(sc scope, v *jnode, r *RawService) {
@@ -874,16 +973,24 @@ func sortProblems(ps []Problem) {
 
 // Resolve turns raw services into effective Services using the final
 // Settings (after env and flags were layered on top), and checks what needs
-// the whole set: duplicate names, the reserved name "main", unknown
-// dependencies, self-dependencies and dependency cycles. Every problem is
-// reported, none stops the scan. The services are returned in order, one for
-// each raw service, even when there are problems (then they are not fit to
-// run).
+// the whole set: duplicate names, the reserved name "main", copies of a
+// service with instances whose names are taken, unknown dependencies,
+// self-dependencies and dependency cycles. Every problem is reported, none
+// stops the scan. The services are returned in order, one for each raw
+// service, or its copies in place of a service with instances, even when
+// there are problems (then they are not fit to run).
 //
-// Defaults: restart "always" ("on-failure" for a oneshot); max_retries,
-// backoff.*, stable_after and stop_timeout from s; stop_signal SIGTERM; log
-// "inherit"; no ready check; a ready check without timeout waits forever
-// (Timeout 0).
+// instances: a service that gives it (even 1) is a template: it becomes N
+// services NAME-1..NAME-N with VIGIL_INSTANCE and VIGIL_INSTANCES in their
+// env, and its name stands for all of them in depends_on (and is taken:
+// no other service may be called NAME). Without it a service keeps its
+// name.
+//
+// Defaults: restart "always" ("on-failure" for a oneshot, and a scheduled
+// service is a oneshot); concurrency "forbid" for a scheduled service;
+// max_retries, backoff.*, stable_after and stop_timeout from s; stop_signal
+// SIGTERM; log "inherit"; no ready check; a ready check without timeout
+// waits forever (Timeout 0).
 func Resolve(raw []RawService, s Settings) ([]Service, []Problem) {
 	var probs []Problem
 	add := func(r *RawService, field, format string, a ...any) {
@@ -895,7 +1002,15 @@ func Resolve(raw []RawService, s Settings) ([]Service, []Problem) {
 		probs = append(probs, Problem{Service: svc, Field: field, Line: p.Line, Col: p.Col,
 			Source: r.Source, Msg: fmt.Sprintf(format, a...)})
 	}
-	// Names: the first service with a name owns it.
+	where := func(r *RawService, j int, field string) string {
+		f := raw[j].Fields[field]
+		w := fmt.Sprintf("%d:%d", f.Line, f.Col)
+		if raw[j].Source != r.Source {
+			w = raw[j].Source + ":" + w
+		}
+		return w
+	}
+	// Names: the first service with a name owns it, a template too.
 	owner := make(map[string]int, len(raw))
 	for i := range raw {
 		r := &raw[i]
@@ -905,45 +1020,86 @@ func Resolve(raw []RawService, s Settings) ([]Service, []Problem) {
 			add(r, "name", "%q is reserved for the main process (vigil -- CMD)", MainName)
 		default:
 			if j, dup := owner[r.Name]; dup {
-				f := raw[j].Fields["name"]
-				where := fmt.Sprintf("%d:%d", f.Line, f.Col)
-				if raw[j].Source != r.Source {
-					where = raw[j].Source + ":" + where
-				}
-				add(r, "name", "duplicate name (first at %s)", where)
+				add(r, "name", "duplicate name (first at %s)", where(r, j, "name"))
 				continue
 			}
 			owner[r.Name] = i
 		}
 	}
-	// Dependencies: edges between owners, for the cycle search.
-	type edge struct{ to, idx int }
-	edges := make([][]edge, len(raw))
+	// Units are the services Resolve returns: each raw service, or the
+	// copies of an owning template. A copy whose name is taken is left
+	// out of the graph (the config is refused anyway).
+	type unit struct {
+		raw, instance int
+		name          string
+	}
+	units := make([]unit, 0, len(raw))
+	byName := make(map[string]int, len(raw)) // unit name -> unit
+	copies := map[string][]int{}             // template name -> its units
 	for i := range raw {
 		r := &raw[i]
+		o, isOwner := owner[r.Name]
+		isOwner = isOwner && o == i
+		if r.Instances == 0 || !isOwner {
+			if isOwner {
+				byName[r.Name] = len(units)
+			}
+			units = append(units, unit{raw: i, name: r.Name})
+			continue
+		}
+		for k := 1; k <= r.Instances; k++ {
+			name := r.Name + "-" + strconv.Itoa(k)
+			if j, taken := owner[name]; taken {
+				add(r, "instances", "copy %d of %d would be named %q, and service %q (at %s) has that name",
+					k, r.Instances, name, name, where(r, j, "name"))
+			} else {
+				byName[name] = len(units)
+				copies[r.Name] = append(copies[r.Name], len(units))
+			}
+			units = append(units, unit{raw: i, instance: k, name: name})
+		}
+	}
+	// Dependencies, checked once per raw service, then edges between
+	// units for the cycle search. An edge remembers its depends_on index.
+	type edge struct{ to, idx int }
+	depEdges := make([][]edge, len(raw)) // per raw service, to units
+	for i := range raw {
+		r := &raw[i]
+		o, isOwner := owner[r.Name]
+		isOwner = isOwner && o == i
 		for k, dep := range r.DependsOn {
 			f := indexed("depends_on", k)
-			j, known := owner[dep]
+			tmpl, isTemplate := copies[dep]
+			u, known := byName[dep]
 			switch {
 			case dep == "":
 			case dep == r.Name:
 				add(r, f, "a service cannot depend on itself")
+			case r.Instances > 0 && isOwner && strings.HasPrefix(dep, r.Name+"-") && known && units[u].raw == i:
+				add(r, f, "%q is a copy of this service: a copy cannot depend on itself", dep)
 			case dep == MainName:
 				add(r, f, "%q is the main process, not a service: nothing can depend on it", MainName)
+			case isTemplate:
+				if isOwner {
+					for _, to := range tmpl {
+						depEdges[i] = append(depEdges[i], edge{to, k})
+					}
+				}
 			case !known:
 				add(r, f, "unknown service %q", dep)
 			default:
-				if o, isOwner := owner[r.Name]; isOwner && o == i {
-					edges[i] = append(edges[i], edge{j, k})
+				if isOwner {
+					depEdges[i] = append(depEdges[i], edge{u, k})
 				}
 			}
 		}
 	}
 	// Cycles: one report per strongly connected component, naming a
 	// shortest cycle through its first service.
-	for _, comp := range tarjan(len(raw), func(v int) []int {
-		out := make([]int, len(edges[v]))
-		for k, e := range edges[v] {
+	succ := func(v int) []edge { return depEdges[units[v].raw] }
+	for _, comp := range tarjan(len(units), func(v int) []int {
+		out := make([]int, len(succ(v)))
+		for k, e := range succ(v) {
 			out[k] = e.to
 		}
 		return out
@@ -962,7 +1118,7 @@ func Resolve(raw []RawService, s Settings) ([]Service, []Problem) {
 		for len(queue) > 0 && !found {
 			v := queue[0]
 			queue = queue[1:]
-			for _, e := range edges[v] {
+			for _, e := range succ(v) {
 				if !in[e.to] {
 					continue
 				}
@@ -985,24 +1141,58 @@ func Resolve(raw []RawService, s Settings) ([]Service, []Problem) {
 		// path is reversed: start <- ... <- start.
 		names := make([]string, len(path))
 		for k, v := range path {
-			names[len(path)-1-k] = raw[v].Name
+			names[len(path)-1-k] = units[v].name
 		}
 		next := path[len(path)-2]
-		for _, e := range edges[start] {
+		for _, e := range succ(start) {
 			if e.to == next {
 				firstEdge = e.idx
 				break
 			}
 		}
-		add(&raw[start], fmt.Sprintf("depends_on[%d]", firstEdge), "dependency cycle: %s", strings.Join(names, " -> "))
+		add(&raw[units[start].raw], fmt.Sprintf("depends_on[%d]", firstEdge), "dependency cycle: %s", strings.Join(names, " -> "))
 	}
 
-	out := make([]Service, len(raw))
-	for i := range raw {
-		out[i] = resolveOne(&raw[i], s)
+	// A dependency on a template is one on each of its copies.
+	expand := func(deps []string) []string {
+		var out []string
+		for _, dep := range deps {
+			tmpl, ok := copies[dep]
+			if !ok {
+				out = append(out, dep)
+				continue
+			}
+			for _, c := range tmpl {
+				out = append(out, units[c].name)
+			}
+		}
+		return out
+	}
+	out := make([]Service, len(units))
+	for k, u := range units {
+		r := &raw[u.raw]
+		svc := resolveOne(r, s)
+		svc.DependsOn = expand(svc.DependsOn)
+		if u.instance != 0 {
+			svc.Name, svc.Template, svc.Instance, svc.Instances = u.name, r.Name, u.instance, r.Instances
+			svc.Env = withInstance(svc.Env, u.instance, r.Instances)
+		}
+		out[k] = svc
 	}
 	sortProblems(probs)
 	return out, probs
+}
+
+// withInstance adds a copy's VIGIL_INSTANCE and VIGIL_INSTANCES to env,
+// keeping it sorted by key (the decoder refuses both in a template's env).
+func withInstance(env []string, i, n int) []string {
+	env = append(env, InstanceVar+"="+strconv.Itoa(i), InstancesVar+"="+strconv.Itoa(n))
+	sort.SliceStable(env, func(a, b int) bool {
+		ka, _, _ := strings.Cut(env[a], "=")
+		kb, _, _ := strings.Cut(env[b], "=")
+		return ka < kb
+	})
+	return env
 }
 
 func resolveOne(r *RawService, s Settings) Service {
@@ -1028,9 +1218,20 @@ func resolveOne(r *RawService, s Settings) Service {
 			Factor: s.BackoffFactor, Jitter: s.BackoffJitter,
 		},
 	}
+	if r.Schedule != "" {
+		svc.Oneshot = true
+		svc.Schedule, svc.Timezone = r.Schedule, r.Timezone
+		svc.Concurrency = r.Concurrency
+		if svc.Concurrency == "" {
+			svc.Concurrency = ConcurrencyForbid
+		}
+		if r.StartingDeadline != nil {
+			svc.StartingDeadline = *r.StartingDeadline
+		}
+	}
 	if svc.Restart == "" {
 		svc.Restart = RestartAlways
-		if r.Oneshot {
+		if svc.Oneshot {
 			svc.Restart = RestartOnFailure
 		}
 	}

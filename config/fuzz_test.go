@@ -22,6 +22,8 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(everyFieldExample))
 	f.Add([]byte(allSettings))
 	f.Add([]byte(`[{"name":"a","command":"x","depends_on":["b"]},{"name":"b","command":"x","depends_on":["a"]}]`))
+	f.Add([]byte(`[{"name":"a","command":"x","instances":3,"depends_on":["b"]},` +
+		`{"name":"b","command":"x","schedule":"*/5 1-3 * JAN MON","timezone":"UTC","concurrency":"allow"}]`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		lines := bytes.Count(data, []byte("\n")) + 1
 		for _, src := range []string{"f.json", ServicesVar} {
@@ -35,11 +37,21 @@ func FuzzDecode(f *testing.F) {
 				}
 				_ = p.String()
 			}
-			if len(svcs) != len(raw) {
+			if len(svcs) < len(raw) {
 				t.Fatalf("%d services from %d raw", len(svcs), len(raw))
 			}
 			if len(all) == 0 {
+				n := 0
+				for _, r := range raw {
+					n += max(1, r.Instances)
+				}
+				if len(svcs) != n {
+					t.Fatalf("%d services from %d raw, want %d with the copies", len(svcs), len(raw), n)
+				}
 				for _, v := range svcs {
+					if v.Schedule != "" && (!v.Oneshot || v.Critical || v.Concurrency == "" || v.Restart == RestartAlways) {
+						t.Fatalf("clean document gave a bad scheduled service %+v", v)
+					}
 					if !validName(v.Name) || v.Name == MainName || len(v.Argv) == 0 || v.Argv[0] == "" ||
 						v.Restart == "" || v.Log == "" || v.StopSignal == 0 || v.MaxRetries < -1 ||
 						v.Backoff.Factor < 1 || v.Backoff.Jitter < 0 || v.Backoff.Jitter > 1 {

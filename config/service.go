@@ -18,6 +18,24 @@ const (
 	LogPrefix  = "prefix"
 )
 
+// Concurrency policies of a scheduled service: what a tick does while a run
+// is still in flight.
+const (
+	ConcurrencyForbid  = "forbid"  // skip the tick (logged)
+	ConcurrencyAllow   = "allow"   // start another run
+	ConcurrencyReplace = "replace" // stop the running one, then start
+)
+
+// MaxInstances bounds `instances`: a typo of a few zeros should not fork
+// a million processes.
+const MaxInstances = 1000
+
+// Environment variables a copy of an `instances` service gets.
+const (
+	InstanceVar  = "VIGIL_INSTANCE"  // 1..N
+	InstancesVar = "VIGIL_INSTANCES" // N
+)
+
 // MainName is the service name of `-- CMD` in supervisor mode; reserved in
 // config files.
 const MainName = "main"
@@ -53,6 +71,27 @@ type Service struct {
 	EnvFiles []EnvFile
 	Secrets  []Secret // sorted by Var
 	LogFile  *LogFile // nil: no log file
+
+	// Schedule is the cron expression of a scheduled service ("" = not
+	// scheduled), already checked with schedule.Parse; a scheduled
+	// service is always a Oneshot and never Critical.
+	Schedule string
+	// Timezone is the schedule's IANA zone, "" = vigil's local time.
+	Timezone string
+	// Concurrency is ConcurrencyForbid, ConcurrencyAllow or
+	// ConcurrencyReplace for a scheduled service, "" otherwise.
+	Concurrency string
+	// StartingDeadline: at start, run once for a tick missed while vigil
+	// was down if it is younger than this; 0 = off.
+	StartingDeadline time.Duration
+
+	// Template is, for a copy of a service with `instances`, the name
+	// written in the config (its copies are Template-1..Template-N);
+	// "" for a service of its own. Instance is the copy's number (1..N)
+	// and Instances is N; both 0 for a service that is no copy.
+	Template  string
+	Instance  int
+	Instances int
 }
 
 // Backoff is the restart delay: Initial, times Factor per failed run, capped

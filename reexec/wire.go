@@ -457,6 +457,13 @@ func (w *wireWriter) service(c *config.Service) {
 				w.int(int64(lf.MaxFiles))
 			})
 		}
+		w.string(c.Schedule)
+		w.string(c.Timezone)
+		w.string(c.Concurrency)
+		w.int(int64(c.StartingDeadline))
+		w.string(c.Template)
+		w.int(int64(c.Instance))
+		w.int(int64(c.Instances))
 	})
 }
 
@@ -524,6 +531,13 @@ func (r *wireReader) service(c *config.Service) {
 			})
 			c.LogFile = lf
 		}
+		c.Schedule = r.string()
+		c.Timezone = r.string()
+		c.Concurrency = r.string()
+		c.StartingDeadline = time.Duration(r.int())
+		c.Template = r.string()
+		c.Instance = int(r.int())
+		c.Instances = int(r.int())
 	})
 }
 

@@ -37,6 +37,8 @@ func fullHandoff() Handoff {
 				EnvFiles: []config.EnvFile{{Path: "/common.env", Optional: true, TopLevel: true}, {Path: "/web.env"}},
 				Secrets:  []config.Secret{{Var: "DB_PASSWORD", Path: "/run/secrets/db"}},
 				LogFile:  &config.LogFile{Path: "/var/log/web.log", MaxSize: 10 << 20, MaxFiles: 5},
+				Schedule: "*/5 * * * *", Timezone: "Europe/Berlin", Concurrency: config.ConcurrencyReplace,
+				StartingDeadline: time.Minute, Template: "web", Instance: 2, Instances: 3,
 			},
 			Main: true, State: "stopping", Pid: 42, Pgid: 41,
 			Exit:      &reaper.Exit{Pid: 40, Status: 0x0100, Orphan: true},

@@ -141,11 +141,26 @@ func printCheck(w io.Writer, st setup) {
 		if svc.Oneshot {
 			kind = "oneshot, " + kind
 		}
+		when := ""
+		if svc.Schedule != "" {
+			tz := svc.Timezone
+			if tz == "" {
+				tz = "local"
+			}
+			when = fmt.Sprintf("at %q %s, %s", svc.Schedule, tz, svc.Concurrency)
+			if svc.StartingDeadline > 0 {
+				when += ", deadline " + svc.StartingDeadline.String()
+			}
+		}
+		name := svc.Name
+		if svc.Template != "" {
+			name += fmt.Sprintf(" (%s %d/%d)", svc.Template, svc.Instance, svc.Instances)
+		}
 		deps := ""
 		if len(svc.DependsOn) > 0 {
 			deps = "after " + strings.Join(svc.DependsOn, ",")
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%q\n", svc.Name, kind, deps, svc.Argv)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%q\n", name, kind, when, deps, svc.Argv)
 	}
 	tw.Flush()
 	printEnvs(w, st.envs)
