@@ -426,10 +426,25 @@ func (w *wireWriter) service(c *config.Service) {
 				w.string(rd.File)
 				w.int(int64(rd.NotifyFD))
 				w.int(int64(rd.Timeout))
+				w.string(rd.HTTP)
+				w.int(int64(rd.Interval))
+				w.int(int64(rd.FailureThreshold))
 			})
 		}
 		w.bool(c.Oneshot)
 		w.string(c.Log)
+		w.bool(c.Health != nil)
+		if h := c.Health; h != nil {
+			w.record(func() {
+				w.string(h.TCP)
+				w.strings(h.Exec)
+				w.string(h.HTTP)
+				w.int(int64(h.Interval))
+				w.int(int64(h.Timeout))
+				w.int(int64(h.StartPeriod))
+				w.int(int64(h.FailureThreshold))
+			})
+		}
 	})
 }
 
@@ -460,11 +475,27 @@ func (r *wireReader) service(c *config.Service) {
 				rd.File = r.string()
 				rd.NotifyFD = int(r.int())
 				rd.Timeout = time.Duration(r.int())
+				rd.HTTP = r.string()
+				rd.Interval = time.Duration(r.int())
+				rd.FailureThreshold = int(r.int())
 			})
 			c.Ready = rd
 		}
 		c.Oneshot = r.bool()
 		c.Log = r.string()
+		if r.bool() {
+			h := &config.Health{}
+			r.record(func() {
+				h.TCP = r.string()
+				h.Exec = r.strings()
+				h.HTTP = r.string()
+				h.Interval = time.Duration(r.int())
+				h.Timeout = time.Duration(r.int())
+				h.StartPeriod = time.Duration(r.int())
+				h.FailureThreshold = int(r.int())
+			})
+			c.Health = h
+		}
 	})
 }
 
