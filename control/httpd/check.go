@@ -197,7 +197,7 @@ func drainBody(r *bufio.Reader) {
 		}
 	}
 	if length > 0 {
-		io.CopyN(io.Discard, r, length)
+		discard(r, length)
 	}
 }
 
