@@ -67,13 +67,16 @@ type Server struct {
 	conns   map[*conn]struct{}
 	live    int // conns not yet told to close
 	seq     uint64
+	timer   *time.Timer    // the request bound; nil until the first connection
+	armed   bool           // timer will fire
 	running sync.WaitGroup // Serve and the connection goroutines
 }
 
 type conn struct {
 	net.Conn
-	seq     uint64
-	evicted bool
+	seq      uint64
+	deadline time.Time
+	evicted  bool
 }
 
 // New returns a server for ln; Serve starts it. log may be nil.
@@ -149,11 +152,49 @@ func (s *Server) track(nc net.Conn) *conn {
 		}
 	}
 	s.seq++
-	c := &conn{Conn: nc, seq: s.seq}
+	c := &conn{Conn: nc, seq: s.seq, deadline: time.Now().Add(s.timeout)}
 	s.conns[c] = struct{}{}
 	s.live++
 	s.running.Add(1)
+	// Deadlines only grow, so an armed timer already fires no later than
+	// this one's.
+	if !s.armed {
+		s.armed = true
+		if s.timer == nil {
+			s.timer = time.AfterFunc(s.timeout, s.expire)
+		} else {
+			s.timer.Reset(s.timeout)
+		}
+	}
 	return c
+}
+
+// expire closes the connections past their deadline and re-arms the timer
+// for the oldest one left, if any.
+func (s *Server) expire() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.armed = false
+	if s.closed {
+		return
+	}
+	now := time.Now()
+	var next time.Time
+	for c := range s.conns {
+		switch {
+		case c.evicted:
+		case !c.deadline.After(now):
+			c.evicted = true
+			s.live--
+			c.Close() // its goroutine sees the error and untracks it
+		case next.IsZero() || c.deadline.Before(next):
+			next = c.deadline
+		}
+	}
+	if !next.IsZero() {
+		s.armed = true
+		s.timer.Reset(next.Sub(now))
+	}
 }
 
 func (s *Server) untrack(c *conn) {
@@ -174,6 +215,9 @@ func (s *Server) Close() error {
 	for c := range s.conns {
 		c.Close()
 	}
+	if s.timer != nil {
+		s.timer.Stop()
+	}
 	s.mu.Unlock()
 	err := s.ln.Close()
 	s.running.Wait()
@@ -190,10 +234,6 @@ func (s *Server) Close() error {
 func (s *Server) serveConn(c *conn) {
 	defer s.untrack(c)
 	defer c.Close()
-	deadline := time.Now().Add(s.timeout)
-	if err := c.SetDeadline(deadline); err != nil {
-		return
-	}
 	buf := make([]byte, MaxHead)
 	req, status, ok := readRequest(c, buf)
 	if !ok {
@@ -227,7 +267,8 @@ func discard(r io.Reader, limit int64) {
 }
 
 // readRequest reads a request head into buf. It returns ok=false when the
-// connection should just be closed (nothing was sent, or the deadline hit).
+// connection should just be closed (nothing was sent, or it was closed for
+// its deadline).
 // A status other than 0 is the error to answer.
 func readRequest(c net.Conn, buf []byte) (request, int, bool) {
 	have := 0

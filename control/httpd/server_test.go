@@ -501,3 +501,39 @@ func TestResponseFraming(t *testing.T) {
 		t.Error("extra header not written before the blank line")
 	}
 }
+
+// TestIdleServerHasNoTimer: once the last connection's deadline has passed,
+// the request timer is not armed again: nothing wakes an idle server.
+func TestIdleServerHasNoTimer(t *testing.T) {
+	s, addr := start(t, newSource(), func(s *Server) { s.timeout = 50 * time.Millisecond })
+	armed := func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.armed
+	}
+	if armed() {
+		t.Fatal("timer armed before any connection")
+	}
+	if out := exchange(t, addr, []byte("GET /livez HTTP/1.1\r\n\r\n")); !strings.HasPrefix(out, "HTTP/1.1 200") {
+		t.Fatalf("got %q", out)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for armed() {
+		if time.Now().After(deadline) {
+			t.Fatal("timer still armed a minute after the last connection")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// A stalled connection is cut by the same timer, re-armed on demand.
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(60 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatal("stalled connection not closed")
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("stalled connection still open after a minute")
+	}
+}
