@@ -537,3 +537,79 @@ func TestIdleServerHasNoTimer(t *testing.T) {
 		t.Fatal("stalled connection still open after a minute")
 	}
 }
+
+// flakyListener fails its first Accepts the way a process out of
+// descriptors does, then hands out real connections.
+type flakyListener struct {
+	net.Listener
+	mu    sync.Mutex
+	fails int
+}
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	l.mu.Lock()
+	if l.fails > 0 {
+		l.fails--
+		l.mu.Unlock()
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: errors.New("too many open files")}
+	}
+	l.mu.Unlock()
+	return l.Listener.Accept()
+}
+
+func TestAcceptErrorsAreRetried(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(&flakyListener{Listener: ln, fails: 3}, newSource(), nil)
+	done := make(chan error, 1)
+	go func() { done <- s.Serve() }()
+	defer func() {
+		s.Close()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	}()
+	if out := exchange(t, ln.Addr().String(), []byte("GET /livez HTTP/1.1\r\n\r\n")); !strings.HasPrefix(out, "HTTP/1.1 200") {
+		t.Fatalf("after accept errors: %q", out)
+	}
+}
+
+// blockingSource's Live blocks until released: a supervisor slow to answer.
+type blockingSource struct {
+	*fakeSource
+	entered, release chan struct{}
+}
+
+func (b blockingSource) Live() bool {
+	b.entered <- struct{}{}
+	<-b.release
+	return true
+}
+
+func TestSlowSourceDelaysNoOtherRequest(t *testing.T) {
+	src := blockingSource{newSource(), make(chan struct{}, 1), make(chan struct{})}
+	_, addr := start(t, src, nil)
+	client := &http.Client{Timeout: 60 * time.Second}
+	livez := make(chan int, 1)
+	go func() {
+		resp, err := client.Get("http://" + addr + "/livez")
+		if err != nil {
+			livez <- 0
+			return
+		}
+		resp.Body.Close()
+		livez <- resp.StatusCode
+	}()
+	<-src.entered
+	// /livez is stuck in the Source; /readyz is answered meanwhile.
+	resp, body := get(t, client, "GET", "http://"+addr+"/readyz")
+	if resp.StatusCode != 200 || body != "ok\n" {
+		t.Fatalf("/readyz while /livez waits: %d %q", resp.StatusCode, body)
+	}
+	close(src.release)
+	if code := <-livez; code != 200 {
+		t.Errorf("/livez: %d", code)
+	}
+}
