@@ -802,7 +802,7 @@ func (d *decoder) health(sc scope, v *jnode, r *RawService) {
 		FailureThreshold: DefaultHealthThreshold}
 	kind, kindOff := "", 0
 	var interval, timeout *jmember
-	ok := true
+	ok, timesOK := true, true // timesOK: interval and timeout each valid
 	for _, m := range d.members(sc, "health", v) {
 		f := "health." + m.key
 		mv := m.val
@@ -820,6 +820,7 @@ func (d *decoder) health(sc scope, v *jnode, r *RawService) {
 		case "interval":
 			interval = &m
 			h.Interval, good = d.interval(sc, f, mv)
+			timesOK = timesOK && good
 		case "timeout":
 			timeout = &m
 			h.Timeout, good = d.duration(sc, f, mv)
@@ -827,6 +828,7 @@ func (d *decoder) health(sc scope, v *jnode, r *RawService) {
 				d.bad(sc, f, mv.off, "a check needs a timeout above 0")
 				good = false
 			}
+			timesOK = timesOK && good
 		case "start_period":
 			h.StartPeriod, good = d.duration(sc, f, mv)
 		case "failure_threshold":
@@ -842,7 +844,7 @@ func (d *decoder) health(sc scope, v *jnode, r *RawService) {
 		ok = false
 	}
 	// An attempt must end before the next is due: one in flight at most.
-	if ok && h.Timeout >= h.Interval {
+	if timesOK && h.Timeout >= h.Interval {
 		switch {
 		case timeout != nil:
 			d.bad(sc, "health.timeout", timeout.val.off, "%s is not shorter than the interval (%s)", h.Timeout, h.Interval)
