@@ -74,9 +74,11 @@ type Server struct {
 
 type conn struct {
 	net.Conn
-	seq      uint64
-	deadline time.Time
-	evicted  bool
+	seq      uint64    // accept order: the lowest is the oldest
+	deadline time.Time // the whole exchange ends by then
+	// evicted: the server closed it (cap reached or deadline passed) and
+	// no longer counts it in live; its goroutine still has to untrack it.
+	evicted bool
 }
 
 // New returns a server for ln; Serve starts it. log may be nil.
