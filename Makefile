@@ -94,11 +94,11 @@ test-docker:
 
 # Hardening (issue 8, docs/RELIABILITY.md). `make test` already runs every
 # fuzz target's seed corpus and the short chaos tests; these run them long.
-# fuzz: each target for FUZZTIME (default 10m each, so about 1.7 h in all).
+# fuzz: each target for FUZZTIME (default 10m each, so about 2 h in all).
 FUZZTIME ?= 10m
 FUZZ_TARGETS := config:FuzzDecode config:FuzzRespawnLimit config:FuzzDurations state:FuzzDecode \
 	signals:FuzzParse signals:FuzzParseRewrite control:FuzzRequest control:FuzzClientArgs control:FuzzServerConn \
-	reexec:FuzzWire config/dotenv:FuzzParse supervise/svclog:FuzzRingDecode
+	reexec:FuzzWire config/dotenv:FuzzParse supervise/svclog:FuzzRingDecode control/httpd:FuzzParseRequest control/httpd:FuzzServe
 .PHONY: fuzz chaos soak
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vigil-init/vigil/control/httpd"
 	"github.com/vigil-init/vigil/signals"
 	"github.com/vigil-init/vigil/supervise/schedule"
 )
@@ -58,6 +59,7 @@ type RawService struct {
 	// problem is "".
 	DependsOn []string
 	Ready     *Ready
+	Health    *Health // defaults filled in: no global setting applies
 	Oneshot   bool
 	Log       string // "" = not given
 	EnvFiles  []EnvFile
@@ -139,11 +141,13 @@ var (
 	}()
 	serviceKeys = []string{"name", "command", "dir", "env", "user", "restart", "max_retries",
 		"backoff", "stable_after", "stop_signal", "stop_timeout", "critical", "depends_on",
-		"ready", "oneshot", "log", "env_file", "secrets", "log_file", "schedule", "timezone", "concurrency",
+		"ready", "health", "oneshot", "log", "env_file", "secrets", "log_file", "schedule", "timezone", "concurrency",
 		"starting_deadline", "instances"}
 	backoffKeys = []string{"initial", "max", "factor", "jitter"}
-	readyKeys   = []string{"tcp", "exec", "file", "notify_fd", "timeout"}
-	readyKinds  = []string{"tcp", "exec", "file", "notify_fd"}
+	readyKeys   = []string{"tcp", "exec", "file", "notify_fd", "http", "timeout", "interval", "failure_threshold"}
+	readyKinds  = []string{"tcp", "exec", "file", "notify_fd", "http"}
+	healthKeys  = []string{"exec", "tcp", "http", "interval", "timeout", "start_period", "failure_threshold"}
+	healthKinds = []string{"exec", "tcp", "http"}
 )
 
 // Decode reads one config document (either form of docs/configuration.md) from
@@ -601,6 +605,8 @@ func (d *decoder) service(idx int, n *jnode) (RawService, bool) {
 			d.dependsOn(sc, v, &r)
 		case "ready":
 			d.ready(sc, v, &r)
+		case "health":
+			d.health(sc, v, &r)
 		case "log":
 			r.Log, _ = d.oneOf(sc, "log", v, LogInherit, LogPrefix)
 		case "env_file":
@@ -844,12 +850,13 @@ func (d *decoder) ready(sc scope, v *jnode, r *RawService) {
 	}
 	rd := &Ready{}
 	kind, kindOff := "", 0
+	var interval, threshold *jmember
 	ok := true
 	for _, m := range d.members(sc, "ready", v) {
 		f := "ready." + m.key
 		mv := m.val
 		switch m.key {
-		case "tcp", "exec", "file", "notify_fd":
+		case "tcp", "exec", "file", "notify_fd", "http":
 			r.Fields[f] = d.pos(m.keyOff)
 			if kind != "" {
 				p := d.pos(kindOff)
@@ -863,6 +870,18 @@ func (d *decoder) ready(sc scope, v *jnode, r *RawService) {
 			t, good := d.duration(sc, f, mv)
 			rd.Timeout, ok = t, ok && good
 			continue
+		case "interval":
+			r.Fields[f] = d.pos(m.keyOff)
+			interval = &m
+			t, good := d.interval(sc, f, mv)
+			rd.Interval, ok = t, ok && good
+			continue
+		case "failure_threshold":
+			r.Fields[f] = d.pos(m.keyOff)
+			threshold = &m
+			n, good := d.intIn(sc, f, mv, 1, 1<<31-1, "1 or more")
+			rd.FailureThreshold, ok = n, ok && good
+			continue
 		default:
 			d.bad(sc, f, m.keyOff, "unknown field%s", suggest(m.key, readyKeys))
 			ok = false
@@ -870,24 +889,8 @@ func (d *decoder) ready(sc scope, v *jnode, r *RawService) {
 		}
 		good := false
 		switch m.key {
-		case "tcp":
-			var addr string
-			if addr, good = d.word(sc, f, mv); good {
-				if _, port, err := net.SplitHostPort(addr); err != nil {
-					d.bad(sc, f, mv.off, "%q: want host:port (%v)", addr, err)
-					good = false
-				} else if port == "" {
-					d.bad(sc, f, mv.off, "%q: missing port", addr)
-					good = false
-				}
-				rd.TCP = addr
-			}
-		case "exec":
-			if mv.kind != jArray {
-				d.bad(sc, f, mv.off, "want an argv array, got %s", mv.kind)
-			} else {
-				rd.Exec, good = d.argv(sc, f, mv, r.Fields)
-			}
+		case "tcp", "exec", "http":
+			good = d.checkKind(sc, f, m.key, mv, r.Fields, &rd.TCP, &rd.Exec, &rd.HTTP)
 		case "file":
 			rd.File, good = d.word(sc, f, mv)
 		case "notify_fd":
@@ -899,8 +902,133 @@ func (d *decoder) ready(sc scope, v *jnode, r *RawService) {
 		d.bad(sc, "ready", v.off, "want one of %s", strings.Join(readyKinds, ", "))
 		ok = false
 	}
+	if threshold != nil && interval == nil {
+		d.bad(sc, "ready.failure_threshold", threshold.keyOff,
+			"needs ready.interval: without it the check stops once the service is ready")
+		ok = false
+	}
+	if interval != nil && kind == "notify_fd" {
+		d.bad(sc, "ready.interval", interval.keyOff, "a notify_fd check is read once and cannot be repeated")
+		ok = false
+	}
 	if ok {
 		r.Ready = rd
+	}
+}
+
+// health decodes a liveness check, defaults filled in.
+func (d *decoder) health(sc scope, v *jnode, r *RawService) {
+	if v.kind != jObject {
+		d.bad(sc, "health", v.off, "want an object with one of %s; got %s", strings.Join(healthKinds, ", "), v.kind)
+		return
+	}
+	h := &Health{Interval: DefaultHealthInterval, Timeout: DefaultHealthTimeout,
+		FailureThreshold: DefaultHealthThreshold}
+	kind, kindOff := "", 0
+	var interval, timeout *jmember
+	ok, timesOK := true, true // timesOK: interval and timeout each valid
+	for _, m := range d.members(sc, "health", v) {
+		f := "health." + m.key
+		mv := m.val
+		r.Fields[f] = d.pos(m.keyOff)
+		good := false
+		switch m.key {
+		case "tcp", "exec", "http":
+			if kind != "" {
+				p := d.pos(kindOff)
+				d.bad(sc, f, m.keyOff, "health takes one check only, and %s is given at %d:%d", kind, p.Line, p.Col)
+				break
+			}
+			kind, kindOff = m.key, m.keyOff
+			good = d.checkKind(sc, f, m.key, mv, r.Fields, &h.TCP, &h.Exec, &h.HTTP)
+		case "interval":
+			interval = &m
+			h.Interval, good = d.interval(sc, f, mv)
+			timesOK = timesOK && good
+		case "timeout":
+			timeout = &m
+			h.Timeout, good = d.duration(sc, f, mv)
+			if good && h.Timeout == 0 {
+				d.bad(sc, f, mv.off, "a check needs a timeout above 0")
+				good = false
+			}
+			timesOK = timesOK && good
+		case "start_period":
+			h.StartPeriod, good = d.duration(sc, f, mv)
+		case "failure_threshold":
+			h.FailureThreshold, good = d.intIn(sc, f, mv, 1, 1<<31-1, "1 or more")
+		default:
+			delete(r.Fields, f)
+			d.bad(sc, f, m.keyOff, "unknown field%s", suggest(m.key, healthKeys))
+		}
+		ok = ok && good
+	}
+	if kind == "" {
+		d.bad(sc, "health", v.off, "want one of %s", strings.Join(healthKinds, ", "))
+		ok = false
+	}
+	// An attempt must end before the next is due: one in flight at most.
+	if timesOK && h.Timeout >= h.Interval {
+		switch {
+		case timeout != nil:
+			d.bad(sc, "health.timeout", timeout.val.off, "%s is not shorter than the interval (%s)", h.Timeout, h.Interval)
+		default:
+			d.bad(sc, "health.interval", interval.val.off, "%s is not longer than the timeout (%s by default): set a shorter timeout", h.Interval, h.Timeout)
+		}
+		ok = false
+	}
+	if ok {
+		r.Health = h
+	}
+}
+
+// interval reads a check's interval: a duration of at least
+// MinCheckInterval.
+func (d *decoder) interval(sc scope, field string, n *jnode) (time.Duration, bool) {
+	t, ok := d.duration(sc, field, n)
+	if ok && t < MinCheckInterval {
+		d.bad(sc, field, n.off, "%q is under the %s minimum", n.str, MinCheckInterval)
+		ok = false
+	}
+	return t, ok
+}
+
+// checkKind decodes the value of a tcp, exec or http check into its field.
+func (d *decoder) checkKind(sc scope, f, kind string, mv *jnode, fields map[string]Pos, tcp *string, exec *[]string, url *string) bool {
+	switch kind {
+	case "tcp":
+		addr, good := d.word(sc, f, mv)
+		if !good {
+			return false
+		}
+		if _, port, err := net.SplitHostPort(addr); err != nil {
+			d.bad(sc, f, mv.off, "%q: want host:port (%v)", addr, err)
+			return false
+		} else if port == "" {
+			d.bad(sc, f, mv.off, "%q: missing port", addr)
+			return false
+		}
+		*tcp = addr
+		return true
+	case "exec":
+		if mv.kind != jArray {
+			d.bad(sc, f, mv.off, "want an argv array, got %s", mv.kind)
+			return false
+		}
+		argv, good := d.argv(sc, f, mv, fields)
+		*exec = argv
+		return good
+	default: // http
+		u, good := d.word(sc, f, mv)
+		if !good {
+			return false
+		}
+		if _, err := httpd.ParseURL(u); err != nil {
+			d.bad(sc, f, mv.off, "%v", err)
+			return false
+		}
+		*url = u
+		return true
 	}
 }
 
@@ -1275,6 +1403,11 @@ func resolveOne(r *RawService, s Settings) Service {
 		rd := *r.Ready
 		rd.Exec = append([]string(nil), rd.Exec...)
 		svc.Ready = &rd
+	}
+	if r.Health != nil {
+		h := *r.Health
+		h.Exec = append([]string(nil), h.Exec...)
+		svc.Health = &h
 	}
 	return svc
 }

@@ -63,7 +63,8 @@ type Service struct {
 	StopTimeout time.Duration
 	Critical    bool
 	DependsOn   []string
-	Ready       *Ready // nil: ready once spawned (a oneshot: once it exits 0)
+	Ready       *Ready  // nil: ready once spawned (a oneshot: once it exits 0)
+	Health      *Health // nil: no liveness check
 	Oneshot     bool
 	Log         string // LogInherit, LogPrefix
 	// EnvFiles are the top-level env files, then the service's own, in
@@ -103,14 +104,57 @@ type Backoff struct {
 	Jitter  float64
 }
 
-// Ready is a readiness check; exactly one of TCP, Exec, File, NotifyFD is set.
+// Ready is a readiness check; exactly one of TCP, Exec, File, NotifyFD, HTTP
+// is set.
 type Ready struct {
 	TCP      string   // host:port that must accept a connection
 	Exec     []string // argv that must exit 0
 	File     string   // path that must exist
 	NotifyFD int      // the service writes a line to this fd (s6-style); 0 = unset
+	HTTP     string   // http:// URL that must answer with a status 200-399
 	Timeout  time.Duration
+	// Interval > 0 keeps the check running once the service is ready:
+	// FailureThreshold consecutive failures make it not ready (no
+	// restart), a success ready again. 0: the check stops once ready.
+	Interval time.Duration
+	// FailureThreshold is only given with Interval. 0 means the default,
+	// DefaultReadyThreshold, so a Ready from an older vigil's handoff
+	// compares equal to the same check read from the file again.
+	FailureThreshold int
 }
+
+// Threshold is the effective FailureThreshold.
+func (r *Ready) Threshold() int {
+	if r.FailureThreshold == 0 {
+		return DefaultReadyThreshold
+	}
+	return r.FailureThreshold
+}
+
+// Health is a liveness check; exactly one of TCP, Exec, HTTP is set. It runs
+// once the service is ready, first after StartPeriod, then every Interval,
+// each attempt bounded by Timeout (shorter than Interval); FailureThreshold
+// consecutive failures make the service unhealthy, and it is stopped.
+type Health struct {
+	TCP              string
+	Exec             []string
+	HTTP             string
+	Interval         time.Duration // default 10s
+	Timeout          time.Duration // default 2s
+	StartPeriod      time.Duration // default 0
+	FailureThreshold int           // default 3
+}
+
+// Defaults and bounds of checks.
+const (
+	DefaultHealthInterval  = 10 * time.Second
+	DefaultHealthTimeout   = 2 * time.Second
+	DefaultHealthThreshold = 3
+	DefaultReadyThreshold  = 1
+	// MinCheckInterval keeps a typo ("10ms" for "10s") from turning a
+	// check into a busy loop.
+	MinCheckInterval = 100 * time.Millisecond
+)
 
 // Problem is one thing wrong with a config, located for the user.
 type Problem struct {

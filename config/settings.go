@@ -6,6 +6,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"reflect"
 	"strconv"
 	"strings"
@@ -42,6 +43,7 @@ type Settings struct {
 	// EnvFiles is the file's top-level env_file: a setting of the file
 	// only (no env tag), applied under every service's own env files.
 	EnvFiles []EnvFile
+	HTTP     string `env:"HTTP" help:"address of the HTTP endpoint (/livez, /readyz, /metrics), e.g. :9090; off when unset"`
 }
 
 // Default is the built-in layer.
@@ -203,7 +205,25 @@ func (s Settings) Validate() []error {
 	if s.BackoffJitter < 0 || s.BackoffJitter > 1 {
 		bad("VIGIL_BACKOFF_JITTER", "%g: want 0..1", s.BackoffJitter)
 	}
+	if s.HTTP != "" {
+		if err := listenAddr(s.HTTP); err != nil {
+			bad("VIGIL_HTTP", "%q: %v", s.HTTP, err)
+		}
+	}
 	return errs
+}
+
+// listenAddr checks an address to listen on: [host]:port, the port a number
+// (a service name would depend on /etc/services, absent from most images).
+func listenAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errors.New("want [host]:port, e.g. :9090 or 127.0.0.1:9090")
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("port %q: want a number 1..65535", port)
+	}
+	return nil
 }
 
 // Doc is one line of --help: a variable, its default and meaning.

@@ -428,6 +428,9 @@ func (w *wireWriter) service(c *config.Service) {
 				w.string(rd.File)
 				w.int(int64(rd.NotifyFD))
 				w.int(int64(rd.Timeout))
+				w.string(rd.HTTP)
+				w.int(int64(rd.Interval))
+				w.int(int64(rd.FailureThreshold))
 			})
 		}
 		w.bool(c.Oneshot)
@@ -464,6 +467,18 @@ func (w *wireWriter) service(c *config.Service) {
 		w.string(c.Template)
 		w.int(int64(c.Instance))
 		w.int(int64(c.Instances))
+		w.bool(c.Health != nil)
+		if h := c.Health; h != nil {
+			w.record(func() {
+				w.string(h.TCP)
+				w.strings(h.Exec)
+				w.string(h.HTTP)
+				w.int(int64(h.Interval))
+				w.int(int64(h.Timeout))
+				w.int(int64(h.StartPeriod))
+				w.int(int64(h.FailureThreshold))
+			})
+		}
 	})
 }
 
@@ -494,6 +509,9 @@ func (r *wireReader) service(c *config.Service) {
 				rd.File = r.string()
 				rd.NotifyFD = int(r.int())
 				rd.Timeout = time.Duration(r.int())
+				rd.HTTP = r.string()
+				rd.Interval = time.Duration(r.int())
+				rd.FailureThreshold = int(r.int())
 			})
 			c.Ready = rd
 		}
@@ -538,6 +556,19 @@ func (r *wireReader) service(c *config.Service) {
 		c.Template = r.string()
 		c.Instance = int(r.int())
 		c.Instances = int(r.int())
+		if r.bool() {
+			h := &config.Health{}
+			r.record(func() {
+				h.TCP = r.string()
+				h.Exec = r.strings()
+				h.HTTP = r.string()
+				h.Interval = time.Duration(r.int())
+				h.Timeout = time.Duration(r.int())
+				h.StartPeriod = time.Duration(r.int())
+				h.FailureThreshold = int(r.int())
+			})
+			c.Health = h
+		}
 	})
 }
 

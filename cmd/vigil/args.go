@@ -27,6 +27,7 @@ type flagValues struct {
 	logFormat   *string
 	stateDir    *string
 	socket      *string
+	http        *string
 	exitZero    []int
 	pdeath      syscall.Signal
 	rewrite     signals.Rewrite
@@ -175,6 +176,8 @@ func (f *flagValues) long(name string, hasVal bool, next func() (string, error),
 		return str(&f.stateDir)
 	case "socket":
 		return str(&f.socket)
+	case "http":
+		return str(&f.http)
 	default:
 		return usagef("unknown flag --%s", name)
 	}

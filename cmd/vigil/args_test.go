@@ -30,6 +30,7 @@ func TestParseArgs(t *testing.T) {
 		{"clustered tini flags", []string{"-sgw", "--", "x"}, invocation{command: []string{"x"}, flags: flagValues{subreaper: true, group: true, warnOrphans: true}}, ""},
 		{"-p takes a signal", []string{"-p", "SIGKILL", "--", "x"}, invocation{command: []string{"x"}, flags: flagValues{pdeath: unix.SIGKILL}}, ""},
 		{"long flags with = and apart", []string{"--config=/c.json", "--log-format", "json", "--socket", "/s"}, invocation{flags: flagValues{config: str("/c.json"), logFormat: str("json"), socket: str("/s")}}, ""},
+		{"--http ADDR and --http=ADDR", []string{"--http", ":9090", "--http=127.0.0.1:9091"}, invocation{flags: flagValues{http: str("127.0.0.1:9091")}}, ""},
 		{"-c", []string{"-c", "/c.json"}, invocation{flags: flagValues{config: str("/c.json")}}, ""},
 		{"help", []string{"--help"}, invocation{help: true}, ""},
 		{"unknown short flag", []string{"-x"}, invocation{}, "unknown flag -x"},
@@ -118,6 +119,13 @@ func TestSettingsLayers(t *testing.T) {
 		{"flags beat VIGIL_", []string{"VIGIL_LOG_FORMAT=text", "VIGIL_LOG_LEVEL=error"}, flagValues{logFormat: str("json"), verbose: 1}, func(s config.Settings) bool {
 			return s.LogFormat == "json" && s.LogLevel == "debug"
 		}, ""},
+		{"--http beats VIGIL_HTTP beats the default (off)", []string{"VIGIL_HTTP=:9090"}, flagValues{http: str("127.0.0.1:9091")}, func(s config.Settings) bool {
+			return s.HTTP == "127.0.0.1:9091"
+		}, ""},
+		{"VIGIL_HTTP", []string{"VIGIL_HTTP=:9090"}, flagValues{}, func(s config.Settings) bool {
+			return s.HTTP == ":9090"
+		}, ""},
+		{"a bad --http", nil, flagValues{http: str("localhost")}, nil, "VIGIL_HTTP"},
 		{"every problem at once", []string{"VIGIL_SHUTDOWN_TIMEOUT=x", "VIGIL_LOG_LEVEL=loud", "VIGIL_BACKOFF_JITTER=2", "VIGIL_RESPAWN_LIMIT=10"}, flagValues{}, nil,
 			"VIGIL_SHUTDOWN_TIMEOUT|VIGIL_LOG_LEVEL|VIGIL_BACKOFF_JITTER|VIGIL_RESPAWN_LIMIT"},
 	}

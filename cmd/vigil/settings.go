@@ -87,6 +87,9 @@ func load(environ []string, f flagValues) (setup, []error) {
 	if f.socket != nil {
 		s.Socket = *f.socket
 	}
+	if f.http != nil {
+		s.HTTP = *f.http
+	}
 	if f.verbose > 0 {
 		s.LogLevel = "debug"
 	}

@@ -28,6 +28,7 @@ Flags of the run verb (later wins: defaults < file < TINI_* < VIGIL_* < flags):
   --log-format text|json (VIGIL_LOG_FORMAT)
   --state-dir DIR        (VIGIL_STATE_DIR)
   --socket PATH          (VIGIL_SOCKET)
+  --http ADDR            serve /livez, /readyz, /metrics on ADDR, e.g. :9090 (VIGIL_HTTP)
   -h, --help             this text;  --version  the version
 
 Exit status: the main process's (128+S if killed by signal S), 2 usage error,
