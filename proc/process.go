@@ -59,7 +59,7 @@ func Start(r *reaper.Reaper, c Command) (int, <-chan reaper.Exit, error) {
 	if files == nil {
 		files = []uintptr{0, 1, 2}
 	}
-	sys := &syscall.SysProcAttr{Credential: c.Credential}
+	sys := &syscall.SysProcAttr{Credential: credential(c.Credential, os.Geteuid(), os.Getegid())}
 	switch {
 	case c.Session:
 		sys.Setsid = true
@@ -75,6 +75,16 @@ func Start(r *reaper.Reaper, c Command) (int, <-chan reaper.Exit, error) {
 		return 0, nil, &StartError{Argv0: c.Argv[0], Code: codeFor(err), Err: err}
 	}
 	return pid, exits, nil
+}
+
+// credential is what the child gets: cred, except that a non-root vigil
+// asked to run a child as itself sets nothing. Changing the groups takes
+// CAP_SETGID even to the same list, so that spawn would fail with EPERM.
+func credential(cred *syscall.Credential, euid, egid int) *syscall.Credential {
+	if cred != nil && euid != 0 && cred.Uid == uint32(euid) && cred.Gid == uint32(egid) {
+		return nil
+	}
+	return cred
 }
 
 // codeFor maps an exec error to the status tini and shells use.
