@@ -147,24 +147,51 @@ func (s *Supervisor) reexecNow(reason string) {
 	s.log.Error("re-exec failed; carrying on", "err", err)
 }
 
+// pumpGrace is how long stopPumps lets the pumps reach a line boundary
+// before it interrupts those that wait for a reader of vigil's output.
+const pumpGrace = 500 * time.Millisecond
+
 // stopPumps interrupts every pump at a line boundary and keeps its partial
-// line; the read ends stay open. Pumps that reached EOF are dropped.
+// line; the read ends stay open. Pumps that reached EOF are dropped. A pump
+// that cannot get to a line boundary in time, because whatever reads
+// vigil's stdout or stderr stopped reading, is interrupted in its wait and
+// hands over what it did not write: a stalled log driver must not hold up
+// the re-exec, the control socket and signals behind it.
 func (s *Supervisor) stopPumps() {
 	for _, svc := range s.order {
 		for _, p := range svc.pumps {
 			p.r.SetReadDeadline(time.Now())
 		}
 	}
+	grace := time.NewTimer(pumpGrace)
+	defer grace.Stop()
+	interrupted := false
 	for _, svc := range s.order {
 		live := svc.pumps[:0]
 		for _, p := range svc.pumps {
-			if r := <-p.stopped; !r.eof {
+			var r pumpResult
+			select {
+			case r = <-p.stopped:
+			case <-grace.C:
+				interrupted = true
+				s.o.Stdout.Interrupt()
+				s.o.Stderr.Interrupt()
+				r = <-p.stopped
+			}
+			if !r.eof {
 				p.carry = r.left
 				live = append(live, p)
 			}
 		}
 		svc.pumps = live
 	}
+	if interrupted {
+		s.o.Stdout.Resume()
+		s.o.Stderr.Resume()
+	}
+	// vigil's own log lines queued so far go out before the exec if the
+	// reader takes them in time.
+	s.o.Stderr.Flush(pumpGrace)
 }
 
 // startPumps restarts every pump with its carried partial line.

@@ -503,7 +503,7 @@ func (s *Supervisor) watchExit(svc *service, exits <-chan reaper.Exit) {
 type pump struct {
 	r       *os.File
 	out     *proc.Output
-	carry   []byte          // partial line to start with (after a re-exec)
+	carry   []byte          // output to start with (after a re-exec): a partial line, or what an interrupted pump did not write
 	stopped chan pumpResult // one result per runPump
 	eof     atomic.Bool
 }
@@ -521,7 +521,7 @@ func (s *Supervisor) runPump(name string, p *pump) {
 	p.carry = nil
 	s.pumps.Go(func() {
 		left, err := p.out.PumpCarry(name, p.r, carry)
-		if errors.Is(err, os.ErrDeadlineExceeded) || left != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, proc.ErrInterrupted) || left != nil {
 			p.stopped <- pumpResult{left: left}
 			return
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/mattn/go-isatty"
 	"github.com/vigil-init/vigil/config"
+	"github.com/vigil-init/vigil/proc"
 	"golang.org/x/sys/unix"
 )
 
@@ -30,7 +32,17 @@ func newLogger(s config.Settings, stderr io.Writer, reexeced bool) (*slog.Logger
 	}
 	color := s.LogFormat == "text" && isatty.IsTerminal(os.Stderr.Fd())
 	h := handlerFor(stderr, s.LogFormat, level, color)
-	var closer io.Closer = io.NopCloser(nil)
+	var closer logCloser
+	if o, ok := stderr.(*proc.Output); ok {
+		// stderr queues vigil's lines (it never blocks the caller); what
+		// it had to drop is reported in the log's own format.
+		closer.out = o
+		o.SetDropLine(func(n int) []byte {
+			var b bytes.Buffer
+			slog.New(handlerFor(&b, s.LogFormat, slog.LevelWarn, color)).Warn("log lines dropped: stderr was not read", "count", n)
+			return b.Bytes()
+		})
+	}
 	if s.LogFile == "" {
 		return slog.New(h), closer, nil
 	}
@@ -44,7 +56,27 @@ func newLogger(s config.Settings, stderr io.Writer, reexeced bool) (*slog.Logger
 		return log, closer, nil
 	}
 	h = slog.NewMultiHandler(h, handlerFor(f, s.LogFormat, level, false))
-	return slog.New(h), f, nil
+	closer.file = f
+	return slog.New(h), closer, nil
+}
+
+// logCloser ends vigil's log: the lines still queued for stderr get a
+// moment to go out (not forever: the reader may be stuck), and the file is
+// closed.
+type logCloser struct {
+	out  *proc.Output
+	file *os.File
+}
+
+// flushTimeout bounds the wait for a stalled reader of stderr at exit.
+const flushTimeout = time.Second
+
+func (c logCloser) Close() error {
+	c.out.Flush(flushTimeout)
+	if c.file != nil {
+		return c.file.Close()
+	}
+	return nil
 }
 
 // openLogFile opens (creating it 0644 if missing) the file vigil appends its
