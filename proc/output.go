@@ -79,6 +79,7 @@ type Output struct {
 	queue    [][]byte
 	queued   int // bytes in queue
 	dropped  int // lines dropped since the last report
+	dropAt   int // queued lines ahead of the first of them: the report goes after those
 	idle     chan struct{}
 	dropLine func(n int) []byte
 	resumed  chan struct{} // closed by Resume; nil when not interrupted
@@ -271,6 +272,9 @@ func (o *Output) Write(p []byte) (int, error) {
 	o.qmu.Lock()
 	defer o.qmu.Unlock()
 	if len(o.queue) >= logQueueLines || o.queued+len(p) > logQueueBytes {
+		if o.dropped == 0 {
+			o.dropAt = len(o.queue)
+		}
 		o.dropped++
 		return len(p), nil
 	}
@@ -298,9 +302,17 @@ func (o *Output) drain(idle chan struct{}) {
 	for {
 		o.qmu.Lock()
 		batch = batch[:0]
-		// Whole lines, up to batchMax (at least one), in one write.
+		// Whole lines, up to batchMax (at least one), in one write; the
+		// report of dropped lines goes where they were dropped, once the
+		// lines queued before them are out: the reader is back.
 		i := 0
 		for ; i < len(o.queue) && (i == 0 || len(batch)+len(o.queue[i]) <= batchMax); i++ {
+			if o.dropped > 0 {
+				if o.dropAt == 0 {
+					break
+				}
+				o.dropAt--
+			}
 			batch = append(batch, o.queue[i]...)
 			o.queued -= len(o.queue[i])
 			o.queue[i] = nil
@@ -309,8 +321,7 @@ func (o *Output) drain(idle chan struct{}) {
 		if len(o.queue) == 0 {
 			o.queue = nil // let the backing array go
 		}
-		if i == 0 && o.dropped > 0 {
-			// The queue went out, so the reader is back: say what was lost.
+		if o.dropped > 0 && o.dropAt == 0 {
 			if o.dropLine != nil {
 				batch = append(batch, o.dropLine(o.dropped)...)
 			} else {
@@ -332,6 +343,9 @@ func (o *Output) drain(idle chan struct{}) {
 			o.qmu.Lock()
 			o.queue = append([][]byte{bytes.Clone(batch[n:])}, o.queue...)
 			o.queued += len(batch) - n
+			if o.dropped > 0 {
+				o.dropAt++ // these went before the drops
+			}
 			resumed := o.resumed
 			o.qmu.Unlock()
 			if resumed != nil {

@@ -188,6 +188,7 @@ func (s *Supervisor) stopPumps() {
 	if interrupted {
 		s.o.Stdout.Resume()
 		s.o.Stderr.Resume()
+		s.log.Warn("vigil's output is not being read; prefixed output is handed over mid-write", "waited", pumpGrace)
 	}
 	// vigil's own log lines queued so far go out before the exec if the
 	// reader takes them in time.
