@@ -307,3 +307,59 @@ func stalled(t *testing.T, r *os.File, pid int) {
 		return same >= 50
 	})
 }
+
+// TestReexecWithLogFileReplacedBySymlink: a service that can write the log
+// file's directory replaces the file by a symlink to a place of its
+// choosing. vigil (root, PID 1) must not create or append to the target; at
+// a re-exec it must not die over the refused file either (that would end
+// the container): it logs to stderr only and says so. At a first start the
+// same file is a config error.
+func TestReexecWithLogFileReplacedBySymlink(t *testing.T) {
+	dir := openDir(t)
+	logDir := filepath.Join(dir, "logs")
+	if err := os.Mkdir(logDir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(logDir, 0o777)
+	logFile := filepath.Join(logDir, "vigil.log")
+	target := filepath.Join(dir, "root-only", "profile.sh")
+	if err := os.Mkdir(filepath.Dir(target), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "sock")
+	env := []string{"VIGIL_SOCKET=" + sock, "VIGIL_STATE_DIR=none", "VIGIL_LOG_FILE=" + logFile}
+	cfg := config(t, dir, `{"services": [
+		{"name": "evil", "command": "rm -f $D/logs/vigil.log && ln -s $D/root-only/profile.sh $D/logs/vigil.log && echo done > $D/evil; exec sleep 1000", "user": "65534:65534"}
+	]}`)
+	v := start(t, modes[0], opts{env: env}, "-c", cfg)
+	waitFor(t, 15*time.Second, "the symlink", func() bool { return len(lines(filepath.Join(dir, "evil"))) == 1 })
+	waitFor(t, 15*time.Second, "socket", func() bool { return ctlOK(t, sock, "status") })
+	if code, _, errs := ctl(t, sock, "reexec"); code != 0 {
+		t.Fatalf("reexec: exit %d %s", code, errs)
+	}
+	waitFor(t, 30*time.Second, "the re-exec", func() bool {
+		return strings.Contains(v.stderr.String(), "adopted services after re-exec generation=1")
+	})
+	if !strings.Contains(v.stderr.String(), "cannot open the log file after re-exec; logging to stderr only") ||
+		!strings.Contains(v.stderr.String(), "symbolic link") {
+		t.Errorf("no word of the refused log file")
+	}
+	if _, err := os.Lstat(target); err == nil {
+		t.Errorf("vigil created the symlink's target %s", target)
+	}
+	if state, _, _ := svc(t, sock, "evil"); state != "ready" {
+		t.Errorf("evil is %s", state)
+	}
+	v.signal(unix.SIGTERM)
+	if code := v.wait(20 * time.Second); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+	// A first start with the same file: a config error, nothing created.
+	code, out := run(t, modes[0], opts{env: env}, "--", "true")
+	if code != 78 || !strings.Contains(out, "symbolic link") {
+		t.Errorf("first start with the log file a symlink: exit %d %q", code, out)
+	}
+	if _, err := os.Lstat(target); err == nil {
+		t.Errorf("vigil created the symlink's target %s", target)
+	}
+}
