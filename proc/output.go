@@ -63,7 +63,10 @@ type Output struct {
 	w    io.Writer // when the stream is no file (tests)
 	fd   int       // else the descriptor written to; -1 when w is used
 	sock bool      // fd is a socket: send with MSG_DONTWAIT
-	keep any       // the files behind fd, kept from their finalizers
+	// pollFirst: fd is a pipe shared with services and maybe blocking:
+	// poll for room before each write of at most a page.
+	pollFirst bool
+	keep      any // the files behind fd, kept from their finalizers
 	// broken is set once a write fails with EPIPE: the reader of vigil's
 	// stdout or stderr is gone for good, so later lines are dropped without
 	// a system call (and without one more SIGPIPE each).
@@ -91,6 +94,9 @@ const (
 	logQueueLines = 1024
 	logQueueBytes = 256 << 10
 )
+
+// pageSize is what a pipe takes in one write once poll(2) says it has room.
+const pageSize = 4096
 
 // ErrInterrupted is returned by a pump whose wait for the reader was ended by
 // Interrupt.
@@ -123,12 +129,19 @@ func NewOutput(w io.Writer) *Output {
 		// file description of the same pipe or terminal (never for a
 		// regular file: that would write from offset 0).
 		nfd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(fd), unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
-		if err != nil {
-			break
-		}
 		var nst unix.Stat_t
-		if unix.Fstat(nfd, &nst) != nil || nst.Dev != st.Dev || nst.Ino != st.Ino || nst.Rdev != st.Rdev {
+		if err == nil && (unix.Fstat(nfd, &nst) != nil || nst.Dev != st.Dev || nst.Ino != st.Ino || nst.Rdev != st.Rdev) {
 			unix.Close(nfd)
+			err = unix.ESTALE
+		}
+		if err != nil {
+			// A non-root vigil may not open a pipe its runtime made
+			// (the open checks the pipe's owner and mode). The shared
+			// description may be blocking: wait for room before each
+			// write instead, so that the wait is a poll Interrupt can
+			// end (a write of up to a page then fits, unless a service
+			// fills the pipe in between).
+			o.pollFirst = st.Mode&unix.S_IFMT == unix.S_IFIFO
 			break
 		}
 		own := os.NewFile(uintptr(nfd), f.Name())
@@ -182,9 +195,15 @@ func (o *Output) writeFD(b []byte, interruptible bool) (int, error) {
 	for done < len(b) {
 		var n int
 		var err error
-		if o.sock {
+		switch {
+		case o.sock:
 			n, err = unix.SendmsgN(o.fd, b[done:], nil, nil, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)
-		} else {
+		case o.pollFirst:
+			if err := o.waitWritable(interruptible); err != nil {
+				return done, err
+			}
+			n, err = unix.Write(o.fd, b[done:min(len(b), done+pageSize)])
+		default:
 			n, err = unix.Write(o.fd, b[done:])
 		}
 		if n > 0 {

@@ -20,6 +20,28 @@ import (
 type stream struct {
 	name string
 	make func(t *testing.T) (r, w *os.File)
+	// shared: write to the description given, as when a non-root vigil
+	// may not open its runtime's pipe again.
+	shared bool
+}
+
+// output is NewOutput(w) for the stream.
+func (st stream) output(t *testing.T, w *os.File) *Output {
+	o := NewOutput(w)
+	if !st.shared {
+		return o
+	}
+	o.Close()
+	if efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err == nil {
+		o.wake = efd
+	}
+	rc, err := w.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.Control(func(fd uintptr) { o.fd = int(fd) })
+	o.keep, o.pollFirst = w, true
+	return o
 }
 
 var streams = []stream{
@@ -29,14 +51,21 @@ var streams = []stream{
 			t.Fatal(err)
 		}
 		return os.NewFile(uintptr(p[0]), "r"), os.NewFile(uintptr(p[1]), "w")
-	}},
+	}, false},
+	{"shared pipe", func(t *testing.T) (*os.File, *os.File) {
+		var p [2]int
+		if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+			t.Fatal(err)
+		}
+		return os.NewFile(uintptr(p[0]), "r"), os.NewFile(uintptr(p[1]), "w")
+	}, true},
 	{"socket", func(t *testing.T) (*os.File, *os.File) {
 		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return os.NewFile(uintptr(fds[0]), "r"), os.NewFile(uintptr(fds[1]), "w")
-	}},
+	}, false},
 }
 
 // fill writes to fd, set non-blocking, until it takes no more: the reader
@@ -81,7 +110,7 @@ func TestLogWriteNeverBlocks(t *testing.T) {
 			r, w := st.make(t)
 			defer r.Close()
 			defer w.Close()
-			o := NewOutput(w)
+			o := st.output(t, w)
 			wfd := int(w.Fd())
 			fill(t, wfd)
 			unix.SetNonblock(wfd, false)
@@ -136,7 +165,7 @@ func TestOutputWaitsOnEAGAIN(t *testing.T) {
 		t.Run(st.name, func(t *testing.T) {
 			r, w := st.make(t)
 			defer r.Close()
-			o := NewOutput(w)
+			o := st.output(t, w)
 			fill(t, int(w.Fd())) // leaves the shared description non-blocking
 			const n = 2000
 			var in strings.Builder
@@ -192,7 +221,7 @@ func TestPumpInterrupt(t *testing.T) {
 		t.Run(st.name, func(t *testing.T) {
 			out, w := st.make(t)
 			defer out.Close()
-			o := NewOutput(w)
+			o := st.output(t, w)
 			fill(t, int(w.Fd()))
 			unix.SetNonblock(int(w.Fd()), false)
 			sr, sw, err := os.Pipe()
