@@ -363,3 +363,36 @@ func TestReexecWithLogFileReplacedBySymlink(t *testing.T) {
 		t.Errorf("vigil created the symlink's target %s", target)
 	}
 }
+
+// TestSigtermWithStalledStderr: SIGTERM is acted on, and vigil exits, even
+// when nothing ever reads its stderr again.
+func TestSigtermWithStalledStderr(t *testing.T) {
+	dir := t.TempDir()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	cfg := config(t, dir, `{"services": [
+		{"name": "steady", "command": ["sleep", "1000"]},
+		{"name": "crashloop", "command": ["false"], "max_retries": -1, "backoff": {"initial": "1ms", "max": "1ms", "jitter": 0}}
+	], "respawn_limit": "0"}`)
+	v := start(t, modes[0], opts{env: []string{"VIGIL_SOCKET=" + filepath.Join(dir, "sock"), "VIGIL_STATE_DIR=none"},
+		setup: func(c *exec.Cmd) { c.Stderr = pw }}, "-c", cfg)
+	pw.Close()
+	// Full: the count stops moving while the crash loop goes on logging.
+	last, same := -1, 0
+	waitFor(t, 60*time.Second, "vigil's stderr pipe to fill", func() bool {
+		n := pipeBytes(t, pr)
+		if n < 32768 || n != last {
+			last, same = n, 0
+			return false
+		}
+		same++
+		return same >= 100
+	})
+	v.signal(unix.SIGTERM)
+	if code := v.wait(30 * time.Second); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+}
