@@ -55,9 +55,11 @@ const batchMax = 4096
 // description of its own, opened non-blocking: a wait for the reader is a
 // poll(2) that Interrupt can end, and a service with log: inherit that sets
 // O_NONBLOCK on the description it shares with vigil changes nothing for
-// vigil. On another description (a socket, or when /proc is missing) a
-// write that meets EAGAIN waits with poll(2) for the stream to take more,
-// rather than dropping the line.
+// vigil. A pipe vigil may not open again (a non-root vigil and its
+// runtime's pipe) is polled for room before each write of at most a page. A
+// socket is written with MSG_DONTWAIT. Whatever the stream, a write that
+// meets EAGAIN waits with poll(2) for it to take more, rather than dropping
+// the line.
 type Output struct {
 	mu   sync.Mutex
 	w    io.Writer // when the stream is no file (tests)
