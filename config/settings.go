@@ -20,13 +20,13 @@ import (
 // No envDefault or required tags: envDefault would overwrite the file's
 // values, and required only sees the environment, not the file.
 type Settings struct {
-	Config           string        `env:"CONFIG" help:"config file (default /etc/vigil/vigil.json if it exists)"`
-	Services         string        `env:"SERVICES" help:"services as JSON; replaces the file's services"`
-	StateDir         string        `env:"STATE_DIR" help:"state directory, a mounted volume; none = no persistence"`
-	Socket           string        `env:"SOCKET" help:"control socket path"`
-	LogLevel         string        `env:"LOG_LEVEL" help:"debug, info, warn, error (wrapper mode: warn)"`
+	Config           string        `env:"CONFIG" default:"/etc/vigil/vigil.json if it exists" help:"config file"`
+	Services         string        `env:"SERVICES" default:"(none)" help:"services as JSON; replaces the file's services"`
+	StateDir         string        `env:"STATE_DIR" default:"/var/lib/vigil if it exists, else none" help:"state directory, a mounted volume; none = no persistence"`
+	Socket           string        `env:"SOCKET" default:"/run/vigil/vigil.sock, else /dev/shm/vigil-<mnt ns>.sock" help:"control socket path"`
+	LogLevel         string        `env:"LOG_LEVEL" default:"info (wrapper mode: warn)" help:"debug, info, warn, error"`
 	LogFormat        string        `env:"LOG_FORMAT" help:"text (coloured on a terminal) or json"`
-	LogFile          string        `env:"LOG_FILE" help:"also append vigil's log to this file"`
+	LogFile          string        `env:"LOG_FILE" default:"(none)" help:"also append vigil's log to this file"`
 	MaxRetries       int           `env:"MAX_RETRIES" help:"restarts after consecutive failed runs; -1 = unlimited"`
 	BackoffInitial   time.Duration `env:"BACKOFF_INITIAL" help:"first restart delay"`
 	BackoffMax       time.Duration `env:"BACKOFF_MAX" help:"longest restart delay"`
@@ -36,14 +36,14 @@ type Settings struct {
 	StopTimeout      time.Duration `env:"STOP_TIMEOUT" help:"stop signal to SIGKILL, per service"`
 	RespawnLimit     RespawnLimit  `env:"RESPAWN_LIMIT" help:"N/window restarts across all services; 0 = off"`
 	ShutdownTimeout  time.Duration `env:"SHUTDOWN_TIMEOUT" help:"absolute shutdown deadline"`
-	ReexecInterval   time.Duration `env:"REEXEC_INTERVAL" help:"re-exec vigil periodically; 0 = off"`
-	ResetState       bool          `env:"RESET_STATE" help:"forget retry counts and given-up marks at start"`
-	KillProcessGroup bool          `env:"KILL_PROCESS_GROUP" help:"tini's; group forwarding is the default"`
-	Subreaper        bool          `env:"SUBREAPER" help:"tini's; subreaping is automatic when not PID 1"`
+	ReexecInterval   time.Duration `env:"REEXEC_INTERVAL" default:"0 (off)" help:"re-exec vigil periodically; 0 = off"`
+	ResetState       bool          `env:"RESET_STATE" default:"false" help:"forget retry counts and given-up marks at start"`
+	KillProcessGroup bool          `env:"KILL_PROCESS_GROUP" default:"false" help:"tini's; group forwarding is the default"`
+	Subreaper        bool          `env:"SUBREAPER" default:"false" help:"tini's; subreaping is automatic when not PID 1"`
 	// EnvFiles is the file's top-level env_file: a setting of the file
 	// only (no env tag), applied under every service's own env files.
 	EnvFiles []EnvFile
-	HTTP     string `env:"HTTP" help:"address of the HTTP endpoint (/livez, /readyz, /metrics), e.g. :9090; off when unset"`
+	HTTP     string `env:"HTTP" default:"(off)" help:"address of the HTTP endpoint (/livez, /readyz, /metrics), e.g. :9090"`
 }
 
 // Default is the built-in layer.
@@ -229,8 +229,8 @@ func listenAddr(addr string) error {
 // Doc is one line of --help: a variable, its default and meaning.
 type Doc struct{ Var, Default, Help string }
 
-// Docs lists every VIGIL_* variable from the struct tags, with the
-// value Default() gives it.
+// Docs lists every VIGIL_* variable from the struct tags, with its
+// default: the field's "default" tag, else the value Default() gives it.
 func Docs() []Doc {
 	params, err := env.GetFieldParams(&Settings{})
 	if err != nil {
@@ -245,10 +245,11 @@ func Docs() []Doc {
 			if f.Tag.Get("env") != p.OwnKey {
 				continue
 			}
-			v := def.Field(i)
-			d := fmt.Sprint(v.Interface())
-			if v.IsZero() {
-				d = "-"
+			// A default that depends on the machine (a path if it
+			// exists) or is "nothing" says so in its tag.
+			d := f.Tag.Get("default")
+			if d == "" {
+				d = fmt.Sprint(def.Field(i).Interface())
 			}
 			docs = append(docs, Doc{Var: "VIGIL_" + p.Key, Default: d, Help: f.Tag.Get("help")})
 		}

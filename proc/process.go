@@ -83,7 +83,7 @@ func StartTo(r *reaper.Reaper, c Command, sink reaper.Sink) (int, error) {
 		}
 		files[fd] = uintptr(fd)
 	}
-	sys := &syscall.SysProcAttr{Credential: c.Credential}
+	sys := &syscall.SysProcAttr{Credential: credential(c.Credential, os.Geteuid(), os.Getegid())}
 	switch {
 	case c.Session:
 		sys.Setsid = true
@@ -99,6 +99,16 @@ func StartTo(r *reaper.Reaper, c Command, sink reaper.Sink) (int, error) {
 		return 0, &StartError{Argv0: c.Argv[0], Code: codeFor(err), Err: err}
 	}
 	return pid, nil
+}
+
+// credential is what the child gets: cred, except that a non-root vigil
+// asked to run a child as itself sets nothing. Changing the groups takes
+// CAP_SETGID even to the same list, so that spawn would fail with EPERM.
+func credential(cred *syscall.Credential, euid, egid int) *syscall.Credential {
+	if cred != nil && euid != 0 && cred.Uid == uint32(euid) && cred.Gid == uint32(egid) {
+		return nil
+	}
+	return cred
 }
 
 // codeFor maps an exec error to the status tini and shells use.

@@ -139,3 +139,24 @@ func TestMergeEnv(t *testing.T) {
 		})
 	}
 }
+
+func TestChildCredential(t *testing.T) {
+	own := &syscall.Credential{Uid: 1000, Gid: 1000, Groups: []uint32{}}
+	other := &syscall.Credential{Uid: 1000, Gid: 0, Groups: []uint32{}}
+	tests := []struct {
+		name       string
+		cred       *syscall.Credential
+		euid, egid int
+		want       *syscall.Credential
+	}{
+		{"none", nil, 1000, 1000, nil},
+		{"non-root as itself sets nothing", own, 1000, 1000, nil},
+		{"non-root to another group is tried (and fails)", other, 1000, 1000, other},
+		{"root sets it all", own, 0, 0, own},
+	}
+	for _, tc := range tests {
+		if got := credential(tc.cred, tc.euid, tc.egid); got != tc.want {
+			t.Errorf("%s: got %+v, want %+v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -14,7 +14,7 @@ import (
 type pump struct {
 	r       *os.File
 	out     *proc.Output
-	carry   []byte          // partial line to start with (after a re-exec)
+	carry   []byte          // output to start with (after a re-exec): a partial line, or what an interrupted pump did not write
 	stopped chan pumpResult // one result per runPump
 	eof     atomic.Bool
 }
@@ -53,7 +53,7 @@ func (s *Supervisor) runPump(name string, p *pump) {
 	p.carry = nil
 	s.pumps.wg.Go(func() {
 		left, err := p.out.PumpCarry(name, p.r, carry)
-		if errors.Is(err, os.ErrDeadlineExceeded) || left != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, proc.ErrInterrupted) || left != nil {
 			p.stopped <- pumpResult{left: left}
 			return
 		}
@@ -63,24 +63,52 @@ func (s *Supervisor) runPump(name string, p *pump) {
 	})
 }
 
+// pumpGrace is how long stopPumps lets the pumps reach a line boundary
+// before it interrupts those that wait for a reader of vigil's output.
+const pumpGrace = 500 * time.Millisecond
+
 // stopPumps interrupts every pump at a line boundary and keeps its partial
-// line; the read ends stay open. Pumps that reached EOF are dropped.
+// line; the read ends stay open. Pumps that reached EOF are dropped. A pump
+// that cannot get to a line boundary in time, because whatever reads
+// vigil's stdout or stderr stopped reading, is interrupted in its wait and
+// hands over what it did not write: a stalled log driver must not hold up
+// the re-exec, the control socket and signals behind it.
 func (s *Supervisor) stopPumps() {
 	for _, svc := range s.order {
 		for _, p := range svc.pumps {
 			p.r.SetReadDeadline(time.Now())
 		}
 	}
+	grace := time.NewTimer(pumpGrace)
+	defer grace.Stop()
+	interrupted := false
 	for _, svc := range s.order {
 		live := svc.pumps[:0]
 		for _, p := range svc.pumps {
-			if r := <-p.stopped; !r.eof {
+			var r pumpResult
+			select {
+			case r = <-p.stopped:
+			case <-grace.C:
+				interrupted = true
+				s.o.Stdout.Interrupt()
+				s.o.Stderr.Interrupt()
+				r = <-p.stopped
+			}
+			if !r.eof {
 				p.carry = r.left
 				live = append(live, p)
 			}
 		}
 		svc.pumps = live
 	}
+	if interrupted {
+		s.o.Stdout.Resume()
+		s.o.Stderr.Resume()
+		s.log.Warn("vigil's output is not being read; prefixed output is handed over mid-write", "waited", pumpGrace)
+	}
+	// vigil's own log lines queued so far go out before the exec if the
+	// reader takes them in time.
+	s.o.Stderr.Flush(pumpGrace)
 }
 
 // startPumps restarts every pump with its carried partial line.

@@ -116,7 +116,7 @@ func run(args []string) int {
 		return exitUsage
 	}
 	stderr := proc.NewOutput(os.Stderr)
-	log, closer, err := newLogger(st.settings, stderr)
+	log, closer, err := newLogger(st.settings, stderr, handoff != nil || herr != nil)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "vigil: %v\n", err)
 		return exitConfig

@@ -111,23 +111,40 @@ func runtime(log *slog.Logger, rp *reaper.Reaper, exits *reaper.Queue, sigs <-ch
 // runCheck is `vigil check [-c FILE]`: the run verb's validation without
 // starting anything, then the effective settings and where each came from.
 func runCheck(args []string) int {
+	return check(args, os.Environ(), os.Stdout, os.Stderr)
+}
+
+func check(args, environ []string, stdout, stderr io.Writer) int {
 	inv, err := parseArgs(args)
-	if err == nil && len(inv.command) > 0 {
-		err = usagef("check takes no command")
+	switch {
+	case err != nil:
+	case inv.verb != "":
+		// `vigil check status` is a mistake, not a check that passed.
+		err = usagef("check takes no verb, got %q", inv.verb)
+	case len(inv.command) > 0:
+		err = usagef("check takes no command, got %q", inv.command[0])
+	case inv.version:
+		err = usagef("check takes no --version")
+	case inv.help:
+		printUsage(stdout)
+		return 0
 	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "vigil check: %v\n", err)
+		fmt.Fprintf(stderr, "vigil check: %v\n", err)
 		return exitUsage
 	}
-	st, errs := load(os.Environ(), inv.flags)
+	st, errs := load(environ, inv.flags)
 	if len(errs) > 0 {
-		fmt.Fprintf(os.Stderr, "vigil check: %d problem(s):\n%s", len(errs), indent(errs))
+		fmt.Fprintf(stderr, "vigil check: %d problem(s):\n%s", len(errs), indent(errs))
 		return exitConfig
 	}
-	printCheck(os.Stdout, st)
+	printCheck(stdout, st)
 	return 0
 }
 
+// printCheck shows what a run would do. It runs in image builds (`RUN vigil
+// check`) whose output ends up in CI logs: no value of a service's env and
+// not VIGIL_SERVICES itself (which holds them) is ever printed, only names.
 func printCheck(w io.Writer, st setup) {
 	cfg := st.configPath
 	if cfg == "" {
@@ -177,6 +194,9 @@ func printCheck(w io.Writer, st setup) {
 		name := "VIGIL_" + tag
 		names = append(names, name)
 		values[name] = fmt.Sprint(v.Field(i).Interface())
+	}
+	if values[config.ServicesVar] != "" {
+		values[config.ServicesVar] = "(set; its services are listed above)"
 	}
 	sort.Strings(names)
 	for _, n := range names {

@@ -129,22 +129,46 @@ func load(environ []string, f flagValues) (setup, []error) {
 			}
 			st.services[i].Env = own
 		}
-		errs = append(errs, checkRunnable(st.services)...)
+		errs = append(errs, checkRunnable(raw, st.services)...)
 	}
 	st.settings = s
 	return st, errs
 }
 
-// checkRunnable finds what the config cannot know: users that do not exist
-// or that a non-root vigil cannot switch to, and a missing /bin/sh.
-func checkRunnable(services []config.Service) []error {
+// checkRunnable finds what the config cannot know: a dir that is no
+// directory, users that do not exist or that a non-root vigil cannot switch
+// to, and a missing /bin/sh. Each problem points at the field in raw, the
+// services as written.
+func checkRunnable(raw []config.RawService, services []config.Service) []error {
+	at := make(map[string]*config.RawService, len(raw))
+	for i := range raw {
+		if _, dup := at[raw[i].Name]; !dup {
+			at[raw[i].Name] = &raw[i]
+		}
+	}
 	var errs []error
+	bad := func(svc config.Service, field, format string, a ...any) {
+		p := config.Problem{Service: svc.Name, Field: field, Msg: fmt.Sprintf(format, a...)}
+		if r := at[svc.Name]; r != nil {
+			pos := r.Fields[field]
+			p.Source, p.Line, p.Col = r.Source, pos.Line, pos.Col
+		}
+		errs = append(errs, p)
+	}
 	shChecked := false
 	for _, svc := range services {
 		if svc.Shell && !shChecked {
 			shChecked = true
 			if _, err := os.Stat("/bin/sh"); err != nil {
-				errs = append(errs, fmt.Errorf("service %q: a string command needs /bin/sh: %w", svc.Name, err))
+				bad(svc, "command", "a string command needs /bin/sh: %v", err)
+			}
+		}
+		if svc.Dir != "" {
+			// Every spawn would fail with 127 otherwise.
+			if fi, err := os.Stat(svc.Dir); err != nil {
+				bad(svc, "dir", "%v", err)
+			} else if !fi.IsDir() {
+				bad(svc, "dir", "%s is not a directory", svc.Dir)
 			}
 		}
 		if svc.User == "" {
@@ -152,11 +176,14 @@ func checkRunnable(services []config.Service) []error {
 		}
 		cred, _, err := proc.Credential("/", svc.User)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("service %q: field \"user\": %w", svc.Name, err))
+			bad(svc, "user", "%v", err)
 			continue
 		}
-		if uid := os.Getuid(); uid != 0 && cred.Uid != uint32(uid) {
-			errs = append(errs, fmt.Errorf("service %q: field \"user\": vigil runs as uid %d and cannot switch to %q", svc.Name, uid, svc.User))
+		// Only root may change its uid, gid or groups: a non-root vigil
+		// runs a service as itself or not at all.
+		uid, gid := os.Geteuid(), os.Getegid()
+		if uid != 0 && (cred.Uid != uint32(uid) || cred.Gid != uint32(gid)) {
+			bad(svc, "user", "vigil runs as %d:%d and cannot switch to %q (%d:%d)", uid, gid, svc.User, cred.Uid, cred.Gid)
 		}
 	}
 	return errs

@@ -58,6 +58,8 @@ func main() {
 		dieAtExec(args[0], args[1])
 	case "squat": // squat SOCK FILE: a squatter's socket at SOCK ("shm": vigil's /dev/shm name in our mount namespace), answering every request as a vigil with one service "impostor"; "listening PATH" to FILE, then stay
 		squat(args[0], args[1])
+	case "nonblock-flood": // nonblock-flood BYTES FILE: set O_NONBLOCK on the stdout and stderr we share with vigil, flood both with "junk" lines (BYTES in all, retrying on EAGAIN), then "done" to FILE
+		nonblockFlood(atoi64(args[0]), args[1])
 	case "crash": // crash FILE: append "run" to FILE and exit 1
 		appendLine(args[0], "run")
 		os.Exit(1)
@@ -259,6 +261,35 @@ func dieAtExec(sock, file string) {
 	c.Read(b[:])
 	appendLine(file, "eof "+pid)
 	os.Exit(1)
+}
+
+// nonblockFlood is a log: inherit service that makes the open file
+// descriptions of its stdout and stderr, which are vigil's, non-blocking and
+// keeps them full: a vigil that took EAGAIN for a lost line lost most of its
+// own and the prefixed services' lines.
+func nonblockFlood(total int64, file string) {
+	for _, fd := range []int{1, 2} {
+		if err := unix.SetNonblock(fd, true); err != nil {
+			fail("O_NONBLOCK: " + err.Error())
+		}
+	}
+	line := []byte("junk " + strings.Repeat("x", 4000) + "\n")
+	var written int64
+	for i := 0; written < total; i++ {
+		fd := 1 + i%2
+		for {
+			n, err := unix.Write(fd, line)
+			if err == unix.EAGAIN || err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				fail("write: " + err.Error())
+			}
+			written += int64(n)
+			break
+		}
+	}
+	appendLine(file, "done")
 }
 
 func pause() {

@@ -13,6 +13,13 @@
 // A client verb (vigil status, a probe's vigil ready) is no init and skips
 // it: Notify and its undoing cost a round trip with the runtime's signal
 // thread per signal, more CPU than the rest of a status call.
+//
+// The init also makes itself undumpable here, as early as it can: its
+// environment holds every service's secrets (VIGIL_SERVICES), and a
+// non-root vigil is otherwise readable (/proc/1/environ, /proc/1/mem) and
+// ptrace-able by every service of its uid. The flag resets at execve, so a
+// re-exec'd image sets it again on its way through here; the services it
+// starts are dumpable as usual.
 package early
 
 import (
@@ -20,6 +27,7 @@ import (
 
 	"github.com/vigil-init/vigil/control/verb"
 	"github.com/vigil-init/vigil/signals"
+	"golang.org/x/sys/unix"
 )
 
 // Signals receives every signal signals.Caught lists, but those vigil's
@@ -31,5 +39,7 @@ func catch() chan os.Signal {
 	if len(os.Args) > 1 && verb.Is(os.Args[1]) {
 		return nil
 	}
+	// Cannot fail for these arguments; nothing to do if it did.
+	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
 	return signals.Catch()
 }
