@@ -701,6 +701,13 @@ func (d *decoder) scheduleRules(sc scope, r *RawService, oneshotFalse bool) {
 		d.badAt(sc, "oneshot", r.Fields["oneshot"],
 			"a scheduled service is a oneshot (each tick starts one run): remove oneshot: false")
 	}
+	// One service is one record with one process: a second run beside the
+	// first would have no PID, status, exit or stop of its own. Refused
+	// rather than run as forbid or replace under another name.
+	if r.Concurrency == ConcurrencyAllow {
+		d.badAt(sc, "concurrency", r.Fields["concurrency"],
+			`"allow" is not supported yet (a service tracks one run at a time): use "forbid" (the default) or "replace", or instances for runs side by side`)
+	}
 	if r.Restart == RestartAlways {
 		d.badAt(sc, "restart", r.Fields["restart"],
 			`"always" would rerun a scheduled service as soon as it ends: use "on-failure" (the default) or "never"`)

@@ -339,7 +339,7 @@ func printStatus(w io.Writer, list []ServiceStatus, now time.Time, aligned bool)
 		defer tw.Flush()
 		out = tw
 	}
-	fmt.Fprintln(out, "NAME\tSTATE\tPID\tUPTIME\tRESTARTS\tLAST-EXIT\tREADY")
+	fmt.Fprintln(out, "NAME\tSTATE\tPID\tUPTIME\tRESTARTS\tLAST-EXIT\tREADY\tNEXT\tLAST")
 	for _, s := range list {
 		pid, uptime := "-", "-"
 		if s.Pid != 0 {
@@ -356,7 +356,15 @@ func printStatus(w io.Writer, list []ServiceStatus, now time.Time, aligned bool)
 		if s.Ready {
 			ready = "yes"
 		}
-		fmt.Fprintf(out, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", s.Name, s.State, pid, uptime, s.Restarts, last, ready)
+		// A scheduled service's next tick and latest run, relative to now.
+		next, lastRun := "-", "-"
+		if !s.NextRun.IsZero() {
+			next = "in " + formatUptime(s.NextRun.Sub(now))
+		}
+		if !s.LastRun.IsZero() {
+			lastRun = formatUptime(now.Sub(s.LastRun)) + " ago"
+		}
+		fmt.Fprintf(out, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", s.Name, s.State, pid, uptime, s.Restarts, last, ready, next, lastRun)
 	}
 }
 

@@ -122,6 +122,8 @@ func newFake() *fakeHandler {
 		services: []ServiceStatus{
 			{Name: "web", State: "ready", Pid: 42, Started: time.Now().Add(-192 * time.Second), Restarts: 2, Retries: 1, LastExit: intp(143), Ready: true},
 			{Name: "db", State: "stopped"},
+			{Name: "job", State: "scheduled", LastExit: intp(0), Ready: true, Schedule: "@hourly",
+				NextRun: time.Now().Add(45*time.Second + 500*time.Millisecond), LastRun: time.Now().Add(-125 * time.Second)},
 		},
 		ready: true,
 		err:   map[string]error{},
@@ -213,9 +215,10 @@ func TestStatusTable(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
 	want := []string{
-		"NAME\tSTATE\tPID\tUPTIME\tRESTARTS\tLAST-EXIT\tREADY",
-		"web\tready\t42\t3m12s\t2\t143\tyes",
-		"db\tstopped\t-\t-\t0\t-\tno",
+		"NAME\tSTATE\tPID\tUPTIME\tRESTARTS\tLAST-EXIT\tREADY\tNEXT\tLAST",
+		"web\tready\t42\t3m12s\t2\t143\tyes\t-\t-",
+		"db\tstopped\t-\t-\t0\t-\tno\t-\t-",
+		"job\tscheduled\t-\t-\t0\t0\tyes\tin 45s\t2m5s ago",
 	}
 	if len(lines) != len(want) {
 		t.Fatalf("got %q", out)
@@ -232,7 +235,7 @@ func TestStatusTableAligned(t *testing.T) {
 	var b bytes.Buffer
 	printStatus(&b, newFake().services, time.Now(), true)
 	lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
-	if len(lines) != 3 || strings.Contains(b.String(), "\t") {
+	if len(lines) != 4 || strings.Contains(b.String(), "\t") {
 		t.Fatalf("got %q", b.String())
 	}
 	col := strings.Index(lines[0], "STATE")
@@ -274,8 +277,20 @@ func TestStatusJSON(t *testing.T) {
 		t.Fatalf("more than one JSON value: %q", out)
 	}
 	svcs := doc["services"]
-	if len(svcs) != 2 {
+	if len(svcs) != 3 {
 		t.Fatalf("got %q", out)
+	}
+	for _, k := range []string{"next_run", "last_run", "schedule"} {
+		if _, ok := svcs[0][k]; ok {
+			t.Errorf("an unscheduled service has %q: %v", k, svcs[0])
+		}
+		v, ok := svcs[2][k].(string)
+		if !ok {
+			t.Fatalf("the scheduled service has no %q: %v", k, svcs[2])
+		}
+		if _, err := time.Parse(time.RFC3339, v); err != nil && k != "schedule" {
+			t.Errorf("%s %q is not RFC 3339: %v", k, v, err)
+		}
 	}
 	for _, k := range []string{"name", "state", "pid", "started", "restarts", "retries", "last_exit", "ready"} {
 		if _, ok := svcs[0][k]; !ok {
@@ -475,7 +490,7 @@ func TestBadRequests(t *testing.T) {
 		t.Errorf("version error %q", rep.Error)
 	}
 	// Unknown fields are ignored, a missing v is 1, a last line without \n is fine.
-	if rep := raw(t, srv.Path(), `{"verb":"status","future":true}`); !rep.OK || len(rep.Services) != 2 {
+	if rep := raw(t, srv.Path(), `{"verb":"status","future":true}`); !rep.OK || len(rep.Services) != 3 {
 		t.Errorf("lenient request: %+v", rep)
 	}
 	if code, _, _ := run(srv.Path(), "status"); code != 0 {

@@ -86,6 +86,13 @@ type ServiceStatus struct {
 	Retries  int       `json:"retries"`   // persisted count of consecutive failed runs
 	LastExit *int      `json:"last_exit"` // 128+S for a signal; null if none yet
 	Ready    bool      `json:"ready"`
+	// A scheduled service's schedule, its next tick and the start of its
+	// latest run (RFC 3339; absent when none), and its failed runs within
+	// this start of vigil; absent for other services.
+	Schedule   string    `json:"schedule,omitempty"`
+	NextRun    time.Time `json:"next_run,omitzero"`
+	LastRun    time.Time `json:"last_run,omitzero"`
+	FailedRuns int       `json:"failed_runs,omitempty"`
 }
 
 // request is what the client sends; see the package documentation.

@@ -113,6 +113,13 @@ type HandoffService struct {
 	Stopping         bool
 	KillAt           int64
 	RestartAfterStop bool
+	// A scheduled service's next tick (wall clock; zero if none armed), its
+	// latest run's start, its failed runs, and whether a run is due
+	// (waiting for its dependencies, or for a replaced run to stop).
+	NextRun    time.Time
+	LastRun    time.Time
+	FailedRuns int
+	RunDue     bool
 }
 
 // Clock pairs a reading of time.Now with one of CLOCK_MONOTONIC, to

@@ -354,6 +354,10 @@ func (w *wireWriter) handoffService(hs *HandoffService) {
 		w.bool(hs.Stopping)
 		w.int(hs.KillAt)
 		w.bool(hs.RestartAfterStop)
+		w.time(hs.NextRun)
+		w.time(hs.LastRun)
+		w.int(int64(hs.FailedRuns))
+		w.bool(hs.RunDue)
 	})
 }
 
@@ -398,6 +402,10 @@ func (r *wireReader) handoffService(hs *HandoffService) {
 		hs.Stopping = r.bool()
 		hs.KillAt = r.int()
 		hs.RestartAfterStop = r.bool()
+		hs.NextRun = r.time()
+		hs.LastRun = r.time()
+		hs.FailedRuns = int(r.int())
+		hs.RunDue = r.bool()
 	})
 }
 

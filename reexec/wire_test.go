@@ -48,6 +48,7 @@ func fullHandoff() Handoff {
 			StartTime: 123456, Started: at, Retries: 2, Restarts: 9, LastExit: &last, Want: true,
 			Pipes:  []HandoffPipe{{FD: 7, Stderr: true, Carry: []byte("half a li")}},
 			Notify: 9, Due: 6e9, Reserved: true, Stopping: true, KillAt: 8e9, RestartAfterStop: true,
+			NextRun: time.Unix(1_700_000_600, 0), LastRun: time.Unix(1_699_999_000, 5), FailedRuns: 4, RunDue: true,
 		}},
 	}
 }

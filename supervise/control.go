@@ -178,6 +178,11 @@ func (s *Supervisor) Start(ctx context.Context, names []string) error {
 // skips the rest of its wait. A stopping one starts again once down.
 func (s *Supervisor) startNow(svc *service) {
 	svc.desired = wantUp
+	if svc.scheduled() {
+		// One run now, and the schedule goes on.
+		svc.due = true
+		s.ensureTick(svc)
+	}
 	if svc.pid != 0 || svc.state == Stopping {
 		return
 	}
@@ -193,6 +198,11 @@ func started(list []*service) (bool, error) {
 	for _, svc := range list {
 		switch svc.state {
 		case Ready, Exited:
+		case Scheduled:
+			// The run asked for has ended: a failure is the verb's too.
+			if svc.lastExit != nil && *svc.lastExit != 0 {
+				return false, fmt.Errorf("%s: run failed%s", svc.Name, lastExitText(svc))
+			}
 		case Backoff, GivenUp, Blocked:
 			return false, fmt.Errorf("%s: %s%s", svc.Name, svc.state, lastExitText(svc))
 		default:
@@ -239,6 +249,8 @@ func (s *Supervisor) stopNow(svc *service) {
 		return
 	}
 	s.disarm(svc)
+	s.disarmTick(svc)
+	svc.due = false
 	s.stopReadyCheck(svc)
 	if s.alive(svc) {
 		s.stop(svc)
@@ -373,12 +385,17 @@ func (s *Supervisor) applyReload(services []config.Service) []*service {
 				// Started again at once, or once its group is gone.
 				svc.desired = wantUp
 				if svc.state != Stopping {
-					s.startNow(svc)
+					s.resumeWanted(svc)
 				}
 			}
 			down = append(down, svc)
 		default:
 			svc.Service = c
+		}
+	}
+	for _, svc := range s.order {
+		if !svc.isMain {
+			s.reschedule(svc)
 		}
 	}
 	for _, c := range services {

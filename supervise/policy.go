@@ -21,6 +21,10 @@ func (s *Supervisor) tryStart(svc *service) {
 		(svc.state != Starting && svc.state != Blocked) {
 		return
 	}
+	if svc.scheduled() && !svc.due {
+		s.toScheduled(svc, slog.LevelDebug, "")
+		return
+	}
 	for _, d := range svc.deps {
 		if d.failedForGood() {
 			s.block(svc, d)
@@ -57,6 +61,10 @@ func (s *Supervisor) block(svc *service, by *service) {
 func (s *Supervisor) spawn(svc *service) {
 	svc.run++
 	svc.runFailed = false
+	if svc.scheduled() {
+		svc.due = false
+		svc.lastRun = s.clock.Now()
+	}
 	cmd, closeAfter, pumps, err := s.command(svc)
 	var pid int
 	if err == nil {
@@ -229,6 +237,10 @@ func (s *Supervisor) mainExited(code int) {
 // judge applies the restart policy to a run that ended by itself
 // (docs/configuration.md: failed runs, max_retries, backoff, stable_after).
 func (s *Supervisor) judge(svc *service, code int, ran time.Duration) {
+	if svc.scheduled() {
+		s.judgeScheduled(svc, code)
+		return
+	}
 	success := code == 0 && !svc.runFailed
 	stable := ran >= svc.StableAfter && !svc.runFailed && svc.StableAfter > 0
 	if svc.Oneshot && success {

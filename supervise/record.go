@@ -18,11 +18,21 @@ import (
 
 // status is svc as `vigil status` shows it.
 func (svc *service) status() control.ServiceStatus {
-	return control.ServiceStatus{
+	st := control.ServiceStatus{
 		Name: svc.Name, State: string(svc.state), Pid: svc.pid, Started: svc.started,
 		Restarts: svc.restarts, Retries: svc.retries, LastExit: svc.lastExit,
 		Ready: svc.ready() || svc.state == Exited,
 	}
+	if svc.scheduled() {
+		// A job's runs, failed or not, do not make the container unready:
+		// only a job stopped on request is down.
+		st.Ready = svc.state != Stopped && svc.state != Stopping
+		st.Schedule, st.LastRun, st.FailedRuns = svc.Schedule, svc.lastRun, svc.failedRuns
+		if svc.tick.kind == tickDue {
+			st.NextRun = svc.tick.at
+		}
+	}
+	return st
 }
 
 // record is svc as the state file keeps it.
@@ -30,6 +40,7 @@ func (svc *service) record() state.Service {
 	rec := state.Service{
 		Status: string(svc.state), Pid: svc.pid, Restarts: svc.restarts, Retries: svc.retries,
 		GivenUp: svc.state == GivenUp, LastExit: svc.lastExit, Started: svc.started,
+		LastRun: svc.lastRun,
 	}
 	if svc.pid != 0 {
 		rec.StartTime = svc.startTime
@@ -47,6 +58,10 @@ func (svc *service) handoff(clock *reexec.Clock) reexec.HandoffService {
 		Want: svc.desired == wantUp, Notify: -1,
 		Stopping:         svc.state == Stopping,
 		RestartAfterStop: svc.state == Stopping && svc.desired == wantUp,
+		LastRun:          svc.lastRun, FailedRuns: svc.failedRuns, RunDue: svc.due,
+	}
+	if svc.tick.kind == tickDue {
+		hs.NextRun = svc.tick.at
 	}
 	switch svc.timer.kind {
 	case restartDue, tokenDue:
@@ -67,6 +82,11 @@ func (svc *service) handoff(clock *reexec.Clock) reexec.HandoffService {
 func (svc *service) fromHandoff(hs *reexec.HandoffService) {
 	svc.state, svc.pgid, svc.started = State(hs.State), hs.Pgid, hs.Started
 	svc.retries, svc.restarts, svc.lastExit = hs.Retries, hs.Restarts, hs.LastExit
+	svc.lastRun, svc.failedRuns, svc.due = hs.LastRun, hs.FailedRuns, hs.RunDue
+	if !hs.NextRun.IsZero() {
+		// Armed by resume, at the tick's wall-clock time.
+		svc.tick = slot{kind: tickDue, at: hs.NextRun}
+	}
 	svc.desired = wantDown
 	if hs.Want {
 		svc.desired = wantUp
@@ -85,6 +105,10 @@ func (s *Supervisor) restore(f state.File) {
 			continue
 		}
 		svc.retries = rec.Retries
+		if svc.scheduled() {
+			s.restoreSchedule(svc, rec)
+			continue
+		}
 		if rec.GivenUp {
 			if svc.Critical {
 				// One run: a failure gives it up again at once.

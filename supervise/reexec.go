@@ -241,6 +241,13 @@ func (s *Supervisor) resume() {
 		}
 		handed := svc.timer
 		svc.timer = slot{}
+		if tick := svc.tick; tick.kind == tickDue {
+			// A tick that came during the exec fires at once.
+			svc.tick = slot{}
+			s.armTick(svc, tick.at)
+		} else if svc.state == Scheduled {
+			s.ensureTick(svc)
+		}
 		switch {
 		case svc.state == Stopping:
 			// The stop signal went out from the old image; SIGKILL comes

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vigil-init/vigil/config"
+	"github.com/vigil-init/vigil/supervise/schedule"
 )
 
 // State is where a service is in its life; the words are the interface of
@@ -23,6 +24,8 @@ const (
 	Exited   State = "exited"  // finished for good without failure
 	GivenUp  State = "given-up"
 	Blocked  State = "blocked" // a dependency failed for good
+	// Scheduled: a scheduled service between runs, its next tick armed.
+	Scheduled State = "scheduled"
 )
 
 // transitions is the state machine: the states each state may move to.
@@ -30,15 +33,18 @@ const (
 // a line here first.
 var transitions = map[State][]State{
 	// Spawned, or waiting; a spawn that fails is judged like any run.
-	Starting: {Running, Ready, Backoff, Exited, GivenUp, Blocked, Stopping, Stopped},
-	Running:  {Ready, Backoff, Exited, GivenUp, Stopping, Stopped, Starting},
-	Ready:    {Running, Backoff, Exited, GivenUp, Stopping, Stopped, Starting},
-	Backoff:  {Starting, Running, Ready, Exited, GivenUp, Blocked, Stopping, Stopped},
+	Starting: {Running, Ready, Backoff, Exited, GivenUp, Blocked, Stopping, Stopped, Scheduled},
+	Running:  {Ready, Backoff, Exited, GivenUp, Stopping, Stopped, Starting, Scheduled},
+	Ready:    {Running, Backoff, Exited, GivenUp, Stopping, Stopped, Starting, Scheduled},
+	Backoff:  {Starting, Running, Ready, Exited, GivenUp, Blocked, Stopping, Stopped, Scheduled},
 	Stopping: {Stopped},
-	Stopped:  {Starting, Stopping},
-	Exited:   {Starting, Stopping, Stopped},
-	GivenUp:  {Starting, Stopping, Stopped},
+	Stopped:  {Starting, Stopping, Scheduled},
+	Exited:   {Starting, Stopping, Stopped, Scheduled},
+	GivenUp:  {Starting, Stopping, Stopped, Scheduled},
 	Blocked:  {Starting, Stopped},
+	// A tick (or vigil start) starts a run; a reload that drops the
+	// schedule makes it an ordinary service waiting to start.
+	Scheduled: {Starting, Stopped},
 }
 
 // allowed reports whether the table lets a service go from one state to
@@ -72,6 +78,12 @@ const (
 	tokenDue               // a respawn token taken, waiting for its time
 	readyTimeout           // the readiness check's deadline
 	killDue                // SIGKILL to the group of a stopping service
+	// tickDue is the next tick of a scheduled service. It lives in the
+	// service's second slot, tick: a tick must come while the first slot
+	// holds a run's own timer (a retry's backoff, a readiness deadline,
+	// a SIGKILL), since it decides about that run (skip, replace, or end
+	// its retries).
+	tickDue
 )
 
 // slot is a service's one timer. gen tells a firing that is still wanted
@@ -108,10 +120,21 @@ type service struct {
 	restarts  int // within this start of vigil
 	lastExit  *int
 
-	timer  slot
-	cancel context.CancelFunc // readiness check of this run
-	notify *os.File           // read end of the notify_fd pipe until the check takes it
-	pumps  []*pump            // prefixed output being copied
+	timer slot
+	// The schedule of a scheduled service: its next tick in tick (at is
+	// the tick's wall-clock time), the parsed expression (cron, parsed
+	// from cronKey), and its runs.
+	tick       slot
+	cron       *schedule.Schedule
+	cronKey    string
+	due        bool               // a run is due (a tick, vigil start): tryStart spawns it
+	attempts   int                // retries of this tick's run
+	lastRun    time.Time          // start of the latest run, persisted
+	failedRuns int                // failed runs within this start of vigil
+	catchUp    bool               // at start: run once for a tick missed while vigil was down
+	cancel     context.CancelFunc // readiness check of this run
+	notify     *os.File           // read end of the notify_fd pipe until the check takes it
+	pumps      []*pump            // prefixed output being copied
 }
 
 // become moves svc to state to, through the table: every state change goes
@@ -142,8 +165,11 @@ func (s *Supervisor) become(svc *service, to State, level slog.Level, msg string
 
 // ready reports whether dependents of svc may start.
 func (svc *service) ready() bool {
-	return svc.state == Ready || (svc.Oneshot && svc.state == Exited)
+	return svc.state == Ready || (svc.Oneshot && svc.state == Exited) || svc.state == Scheduled
 }
+
+// scheduled reports whether svc runs on a schedule.
+func (svc *service) scheduled() bool { return svc.Schedule != "" }
 
 // failedForGood reports whether svc will not run again by itself.
 func (svc *service) failedForGood() bool {

@@ -24,8 +24,9 @@ func (s *Supervisor) shutdown(reason string) {
 	s.deadline = s.clock.AfterFunc(s.o.ShutdownTimeout, func() { s.post(deadlineEvent{}) })
 	for _, svc := range s.order {
 		s.disarm(svc)
+		s.disarmTick(svc)
 		s.stopReadyCheck(svc)
-		if svc.pid == 0 && (svc.state == Starting || svc.state == Backoff) {
+		if svc.pid == 0 && (svc.state == Starting || svc.state == Backoff || svc.state == Scheduled) {
 			s.become(svc, Stopped, slog.LevelDebug, "")
 		}
 	}
@@ -96,7 +97,7 @@ func (s *Supervisor) checkGroups() {
 			s.remove(svc)
 			s.link()
 		case svc.desired == wantUp && !s.shuttingDown:
-			s.startNow(svc)
+			s.resumeWanted(svc)
 		}
 	}
 	if s.shuttingDown {
@@ -131,6 +132,7 @@ func (s *Supervisor) killEverything() {
 
 func (s *Supervisor) remove(svc *service) {
 	s.disarm(svc)
+	s.disarmTick(svc)
 	s.order = slices.DeleteFunc(s.order, func(x *service) bool { return x == svc })
 	delete(s.byName, svc.Name)
 	s.dirty = true

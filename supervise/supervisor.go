@@ -121,8 +121,9 @@ type event interface{ isEvent() }
 type (
 	// timerEvent: a service's timer fired; stale unless gen is current.
 	timerEvent struct {
-		svc *service
-		gen int
+		svc  *service
+		gen  int
+		tick bool // the tick slot's, not the timer slot's
 	}
 	// readyEvent: run number run of svc passed its readiness check (err
 	// nil), or the check can no longer pass.
@@ -240,11 +241,7 @@ func (s *Supervisor) Run() int {
 			s.onSignal(syscall.Signal(sig))
 		}
 	} else {
-		for _, svc := range s.order {
-			if svc.state != GivenUp {
-				s.tryStart(svc)
-			}
-		}
+		s.startAll()
 	}
 	// Every service's first state is on the volume before anything else
 	// happens: a container killed now still leaves its state behind.
@@ -284,7 +281,11 @@ func (s *Supervisor) Run() int {
 func (s *Supervisor) handle(ev event) {
 	switch ev := ev.(type) {
 	case timerEvent:
-		s.timerFired(ev.svc, ev.gen)
+		if ev.tick {
+			s.tickFired(ev.svc, ev.gen)
+		} else {
+			s.timerFired(ev.svc, ev.gen)
+		}
 	case readyEvent:
 		s.readyDone(ev.svc, ev.run, ev.err)
 	case callEvent:
@@ -377,7 +378,25 @@ func (s *Supervisor) arm(svc *service, kind timerKind, at time.Time) {
 	s.disarm(svc)
 	gen := svc.timer.gen
 	svc.timer.kind, svc.timer.at = kind, at
-	svc.timer.stop = s.clock.AfterFunc(at.Sub(s.clock.Now()), func() { s.post(timerEvent{svc, gen}) })
+	svc.timer.stop = s.clock.AfterFunc(at.Sub(s.clock.Now()), func() { s.post(timerEvent{svc: svc, gen: gen}) })
+}
+
+// armTick sets svc's tick slot for the tick at (a wall-clock time); the
+// timer runs on elapsed time, so tickFired reads the wall clock again.
+func (s *Supervisor) armTick(svc *service, at time.Time) {
+	s.disarmTick(svc)
+	gen := svc.tick.gen
+	svc.tick.kind, svc.tick.at = tickDue, at
+	svc.tick.stop = s.clock.AfterFunc(at.Sub(s.clock.Now()), func() { s.post(timerEvent{svc: svc, gen: gen, tick: true}) })
+}
+
+// disarmTick cancels svc's next tick.
+func (s *Supervisor) disarmTick(svc *service) {
+	svc.tick.gen++
+	if svc.tick.stop != nil {
+		svc.tick.stop()
+	}
+	svc.tick = slot{gen: svc.tick.gen}
 }
 
 // disarm cancels svc's timer; a firing already on its way is stale.
