@@ -1318,6 +1318,22 @@ func Resolve(raw []RawService, s Settings) ([]Service, []Problem) {
 	return out, probs
 }
 
+// CopyAs is c, a copy of a service with instances (Template set), made
+// copy i of n: its name, number and environment; for `vigil scale`, which
+// changes N without reading the file.
+func (c Service) CopyAs(i, n int) Service {
+	out := c
+	out.Name, out.Instance, out.Instances = fmt.Sprintf("%s-%d", c.Template, i), i, n
+	out.Env = nil
+	for _, kv := range c.Env {
+		if k, _, _ := strings.Cut(kv, "="); k != InstanceVar && k != InstancesVar {
+			out.Env = append(out.Env, kv)
+		}
+	}
+	out.Env = withInstance(out.Env, i, n)
+	return out
+}
+
 // withInstance adds a copy's VIGIL_INSTANCE and VIGIL_INSTANCES to env,
 // keeping it sorted by key (the decoder refuses both in a template's env).
 func withInstance(env []string, i, n int) []string {

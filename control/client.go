@@ -179,6 +179,16 @@ func parseArgs(verb string, args []string) (req request, jsonOut, help bool, err
 		if len(pos) == 0 {
 			return req, false, false, errors.New("missing service name")
 		}
+	case verbScale:
+		if len(pos) != 2 {
+			return req, false, false, errors.New("want a service name and a number of copies")
+		}
+		n, err := strconv.Atoi(pos[1])
+		if err != nil || n < 1 {
+			return req, false, false, fmt.Errorf("number of copies %q: want a whole number from 1", pos[1])
+		}
+		req.Count = n
+		pos = pos[:1]
 	case verbReload, verbReexec:
 		if len(pos) != 0 {
 			return req, false, false, fmt.Errorf("unexpected argument %q", pos[0])

@@ -115,6 +115,10 @@ func (f *fakeHandler) Reset(ctx context.Context, names []string) error {
 
 func (f *fakeHandler) Reexec(ctx context.Context) error { return f.record("reexec", nil) }
 
+func (f *fakeHandler) Scale(ctx context.Context, name string, n int) error {
+	return f.record(fmt.Sprintf("scale:%d", n), []string{name})
+}
+
 func intp(i int) *int { return &i }
 
 func newFake() *fakeHandler {
@@ -342,6 +346,11 @@ func TestVerbs(t *testing.T) {
 		{args: []string{"reset", "zzz"}, code: 1},
 		{args: []string{"reexec"}, code: 0, call: "reexec"},
 		{args: []string{"restart", "--", "web"}, code: 0, call: "restart web"},
+		{args: []string{"scale", "web", "3"}, code: 0, call: "scale:3 web"},
+		{args: []string{"scale", "web"}, code: 2, stderr: "want a service name and a number of copies"},
+		{args: []string{"scale", "web", "0"}, code: 2, stderr: `number of copies "0"`},
+		{args: []string{"scale", "web", "db", "2"}, code: 2},
+		{args: []string{"scale", "nope", "2"}, code: 1, stderr: "unknown service"},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, "_"), func(t *testing.T) {

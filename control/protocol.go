@@ -22,13 +22,15 @@
 //
 //	{"v":1,"verb":"start","names":["web","db"]}
 //	{"v":1,"verb":"signal","names":["web"],"signal":10}
+//	{"v":1,"verb":"scale","names":["worker"],"count":5}
 //	{"v":1,"verb":"status"}
 //
 //	v       protocol version; 1. A missing v (0) is taken as 1; a higher one
 //	        gets an error reply naming the version the server speaks.
-//	verb    status, start, stop, restart, signal, reload, ready, reset, reexec
+//	verb    status, start, stop, restart, signal, reload, ready, reset, reexec, scale
 //	names   service names; empty or missing means all (status, ready, reset)
 //	signal  the signal number, for verb signal only
+//	count   the number of copies, for verb scale only (with one name)
 //
 // Reply, server to client:
 //
@@ -101,6 +103,7 @@ type request struct {
 	Verb   string   `json:"verb"`
 	Names  []string `json:"names,omitempty"`
 	Signal int      `json:"signal,omitempty"`
+	Count  int      `json:"count,omitempty"` // scale: the number of copies
 }
 
 // reply is what the server answers; see the package documentation.
@@ -125,6 +128,7 @@ const (
 	verbReady   = "ready"
 	verbReset   = "reset"
 	verbReexec  = "reexec"
+	verbScale   = "scale"
 )
 
 // remote looks up a verb that goes over the socket.

@@ -41,6 +41,8 @@ type Handler interface {
 	Ready(ctx context.Context, names []string) (bool, error) // false, nil = not ready
 	Reset(ctx context.Context, names []string) error
 	Reexec(ctx context.Context) error
+	// Scale runs n copies of the service with instances called name.
+	Scale(ctx context.Context, name string, n int) error
 }
 
 // Limits of the server; variables so tests can shrink them.
@@ -576,6 +578,9 @@ func (s *Server) dispatch(h Handler, req request, log *slog.Logger) (rep reply) 
 	if req.Verb == verbSignal && (req.Signal < 1 || req.Signal > 64) {
 		return reply{Error: fmt.Sprintf("bad signal number %d", req.Signal)}
 	}
+	if req.Verb == verbScale && (len(req.Names) != 1 || req.Count < 1) {
+		return reply{Error: "scale takes one service name and a count of at least 1"}
+	}
 	ctx, cancel := context.WithTimeout(s.ctx, timeout)
 	defer cancel()
 	defer func() {
@@ -614,6 +619,8 @@ func (s *Server) dispatch(h Handler, req request, log *slog.Logger) (rep reply) 
 		err = h.Reset(ctx, req.Names)
 	case verbReexec:
 		err = h.Reexec(ctx)
+	case verbScale:
+		err = h.Scale(ctx, req.Names[0], req.Count)
 	}
 	if err != nil {
 		return errReply(err)

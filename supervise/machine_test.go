@@ -854,3 +854,144 @@ func TestScheduleShutdownAndReload(t *testing.T) {
 		t.Error("a tick is armed after shutdown")
 	}
 }
+
+// copies are the services of a template with instances, as the config
+// makes them.
+func copies(template string, n int, edit ...func(*config.Service)) []config.Service {
+	base := svc(template, edit...)
+	base.Template = template
+	var out []config.Service
+	for k := 1; k <= n; k++ {
+		out = append(out, base.CopyAs(k, n))
+	}
+	return out
+}
+
+// verb runs an operator's verb on a goroutine and plays the loop until it
+// returns, ending each stopping service's process as it would on its stop
+// signal.
+func (m *machine) verb(f func(context.Context) error) error {
+	m.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- f(ctx) }()
+	for {
+		select {
+		case err := <-done:
+			m.settle()
+			return err
+		case ev := <-m.s.events:
+			m.s.handle(ev)
+			for _, svc := range slices.Clone(m.s.order) {
+				if svc.state == Stopping && svc.pid != 0 {
+					m.exit(svc.Name, 143)
+				}
+			}
+			m.s.checkWatchers()
+		case <-ctx.Done():
+			m.t.Fatal("the verb did not return")
+		}
+	}
+}
+
+// TestInstancesAtRunTime: a template's name stands for every copy; a reload
+// or vigil scale that changes N starts or stops the highest-numbered copies
+// only, the others keep their processes; depends_on every copy waits for
+// all of them.
+func TestInstancesAtRunTime(t *testing.T) {
+	oneshot := func(c *config.Service) { c.Oneshot, c.Restart = true, config.RestartOnFailure }
+	lb := svc("lb", func(c *config.Service) { c.DependsOn = []string{"w-1", "w-2", "w-3"} })
+	m := newMachine(t, Options{}, append(copies("w", 3), svc("other"), lb)...)
+	m.start()
+	names := func(list []*service) (out []string) {
+		for _, s := range list {
+			out = append(out, s.Name)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		ask  []string
+		want []string
+	}{
+		{[]string{"w"}, []string{"w-1", "w-2", "w-3"}},
+		{[]string{"w-2"}, []string{"w-2"}},
+		{[]string{"other", "w"}, []string{"other", "w-1", "w-2", "w-3"}},
+	} {
+		got, err := m.s.lookup(tc.ask)
+		if err != nil || !slices.Equal(names(got), tc.want) {
+			t.Errorf("lookup %v: %v %v, want %v", tc.ask, names(got), err, tc.want)
+		}
+	}
+	if _, err := m.s.lookup([]string{"w-4"}); err == nil {
+		t.Error("lookup of a copy that does not exist succeeded")
+	}
+	pids := map[string]int{}
+	for _, n := range []string{"w-1", "w-2", "w-3", "other"} {
+		pids[n] = m.s.byName[n].pid
+	}
+	kept := func(names ...string) {
+		t.Helper()
+		for _, n := range names {
+			if got := m.s.byName[n]; got == nil || got.pid != pids[n] {
+				t.Errorf("%s lost its process %d: %+v", n, pids[n], got)
+			}
+		}
+	}
+
+	// A reload to 2: w-3 stops and goes; the others keep running, with
+	// the new N for their next run.
+	m.s.applyReload(append(copies("w", 2), svc("other"), lb))
+	m.expect("w-3", Stopping)
+	m.exit("w-3", 143)
+	if m.s.byName["w-3"] != nil {
+		t.Error("w-3 is still listed")
+	}
+	kept("w-1", "w-2", "other")
+	if w := m.s.byName["w-1"]; w.Instances != 2 || !slices.Contains(w.Env, "VIGIL_INSTANCES=2") {
+		t.Errorf("w-1 keeps the old N: %d %v", w.Instances, w.Env)
+	}
+
+	// vigil scale 4, then 1.
+	if err := m.verb(func(ctx context.Context) error { return m.s.Scale(ctx, "w", 4) }); err != nil {
+		t.Fatal(err)
+	}
+	m.expect("w-3", Ready)
+	m.expect("w-4", Ready)
+	kept("w-1", "w-2", "other")
+	if w := m.s.byName["w-4"]; !slices.Contains(w.Env, "VIGIL_INSTANCE=4") || !slices.Contains(w.Env, "VIGIL_INSTANCES=4") {
+		t.Errorf("w-4's env %v", w.Env)
+	}
+	if err := m.verb(func(ctx context.Context) error { return m.s.Scale(ctx, "w", 1) }); err != nil {
+		t.Fatal(err)
+	}
+	kept("w-1", "other")
+	if got := names(m.s.copiesOf("w")); !slices.Equal(got, []string{"w-1"}) {
+		t.Errorf("copies after scale 1: %v", got)
+	}
+	for _, tc := range []struct {
+		name string
+		n    int
+		want string
+	}{
+		{"other", 2, "has no instances"},
+		{"nope", 2, "unknown service"},
+		{"w", 0, "want 1..1000"},
+		{"w", 1001, "want 1..1000"},
+	} {
+		err := m.verb(func(ctx context.Context) error { return m.s.Scale(ctx, tc.name, tc.n) })
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("scale %s %d: %v, want %q", tc.name, tc.n, err, tc.want)
+		}
+	}
+
+	t.Run("a dependent waits for every copy", func(t *testing.T) {
+		m := newMachine(t, Options{}, append(copies("w", 3, oneshot), lb)...)
+		m.start()
+		m.exit("w-1", 0)
+		m.exit("w-3", 0)
+		m.expect("lb", Starting)
+		m.exit("w-2", 0)
+		m.expect("lb", Ready)
+	})
+}

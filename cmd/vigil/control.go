@@ -131,3 +131,7 @@ func (c supervisorControl) Reload(ctx context.Context) error {
 func (c supervisorControl) Reexec(ctx context.Context) error {
 	return c.sup.Reexec(ctx)
 }
+
+func (c supervisorControl) Scale(ctx context.Context, name string, n int) error {
+	return unknown(c.sup.Scale(ctx, name, n))
+}
