@@ -2,7 +2,10 @@ package integration
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -104,6 +107,136 @@ func TestScheduledServices(t *testing.T) {
 	code, out, _ := ctl(t, sock, "status")
 	if code != 0 || !strings.Contains(out, "NEXT") || !strings.Contains(out, "scheduled") {
 		t.Errorf("status: exit %d\n%s", code, out)
+	}
+
+	v.signal(unix.SIGTERM)
+	if code := v.wait(15 * time.Second); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+}
+
+// TestInstances: as PID 1, the copies of a service with instances each get
+// their number in their environment; a dependent waits for every copy; the
+// template's name acts on all copies, a copy's on one; vigil scale and a
+// reload that changes N start or stop the highest-numbered copies only.
+func TestInstances(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "vigil.sock")
+	doc := func(n int) string {
+		return `{"services": [
+		{"name": "w", "instances": ` + strconv.Itoa(n) + `,
+		 "command": "env | grep ^VIGIL_INST | sort > $D/env-$VIGIL_INSTANCE; exec $T record $D/rec-$VIGIL_INSTANCE",
+		 "ready": {"exec": ["sh", "-c", "test -e $D/go-$VIGIL_INSTANCE"], "timeout": "60s"}},
+		{"name": "lb", "command": "touch $D/lb; exec sleep 100", "depends_on": ["w"]}
+	]}`
+	}
+	cfg := config(t, dir, doc(3))
+	v := start(t, modes[0], opts{env: []string{"VIGIL_SOCKET=" + sock}}, "-c", cfg)
+	for k := 1; k <= 3; k++ {
+		waitReady(t, filepath.Join(dir, "rec-"+strconv.Itoa(k)))
+		want := []string{"VIGIL_INSTANCE=" + strconv.Itoa(k), "VIGIL_INSTANCES=3"}
+		if got := lines(filepath.Join(dir, "env-"+strconv.Itoa(k))); !slices.Equal(got, want) {
+			t.Errorf("w-%d's env %q, want %q", k, got, want)
+		}
+	}
+	state := func(name string) string { s, _, _ := svc(t, sock, name); return s }
+	pid := func(name string) int { _, p, _ := svc(t, sock, name); return p }
+	touch := func(name string) { os.WriteFile(filepath.Join(dir, name), nil, 0o644) }
+
+	// lb waits for every copy.
+	touch("go-1")
+	touch("go-2")
+	waitFor(t, 30*time.Second, "w-1 and w-2 ready", func() bool { return state("w-1") == "ready" && state("w-2") == "ready" })
+	if _, err := os.Stat(filepath.Join(dir, "lb")); state("lb") != "starting" || err == nil {
+		t.Errorf("lb is %s (ran: %v) with w-3 not ready", state("lb"), err == nil)
+	}
+	touch("go-3")
+	waitFor(t, 30*time.Second, "lb started", func() bool { _, err := os.Stat(filepath.Join(dir, "lb")); return err == nil && state("lb") == "ready" })
+
+	// The template's name is every copy; a copy's name is that copy.
+	if code, out, _ := ctl(t, sock, "status", "w"); code != 0 || strings.Count(out, "\nw-") != 3 {
+		t.Errorf("status w: exit %d\n%s", code, out)
+	}
+	if code, _, errs := ctl(t, sock, "signal", "USR1", "w-2"); code != 0 {
+		t.Fatalf("signal w-2: exit %d %s", code, errs)
+	}
+	if code, _, errs := ctl(t, sock, "signal", "USR2", "w"); code != 0 {
+		t.Fatalf("signal w: exit %d %s", code, errs)
+	}
+	for k := 1; k <= 3; k++ {
+		waitForLine(t, filepath.Join(dir, "rec-"+strconv.Itoa(k)), "SIGUSR2", 1)
+	}
+	for k, want := range map[int]int{1: 0, 2: 1, 3: 0} {
+		if got := count(lines(filepath.Join(dir, "rec-"+strconv.Itoa(k))), "SIGUSR1"); got != want {
+			t.Errorf("w-%d got SIGUSR1 %d times, want %d", k, got, want)
+		}
+	}
+
+	pids := map[string]int{}
+	for _, n := range []string{"w-1", "w-2", "w-3", "lb"} {
+		pids[n] = pid(n)
+	}
+	kept := func(when string, names ...string) {
+		t.Helper()
+		for _, n := range names {
+			if p := pid(n); p != pids[n] {
+				t.Errorf("%s: %s has pid %d, was %d", when, n, p, pids[n])
+			}
+		}
+	}
+
+	// vigil scale up and down.
+	touch("go-4")
+	touch("go-5")
+	if code, _, errs := ctl(t, sock, "scale", "w", "5"); code != 0 {
+		t.Fatalf("scale w 5: exit %d %s", code, errs)
+	}
+	waitReady(t, filepath.Join(dir, "rec-5"))
+	if got := lines(filepath.Join(dir, "env-5")); !slices.Equal(got, []string{"VIGIL_INSTANCE=5", "VIGIL_INSTANCES=5"}) {
+		t.Errorf("w-5's env %q", got)
+	}
+	kept("scale 5", "w-1", "w-2", "w-3", "lb")
+	if code, _, errs := ctl(t, sock, "scale", "w", "2"); code != 0 {
+		t.Fatalf("scale w 2: exit %d %s", code, errs)
+	}
+	st := status(t, sock)
+	for _, n := range []string{"w-3", "w-4", "w-5"} {
+		if _, ok := st[n]; ok {
+			t.Errorf("%s still listed after scale 2", n)
+		}
+	}
+	kept("scale 2", "w-1", "w-2", "lb")
+	if code, _, errs := ctl(t, sock, "scale", "lb", "2"); code != 1 || !strings.Contains(errs, "no instances") {
+		t.Errorf("scale of a service without instances: exit %d %q", code, errs)
+	}
+
+	// A reload with another N: the config wins over the scale.
+	os.Remove(filepath.Join(dir, "rec-3"))
+	config(t, dir, doc(4))
+	if code, _, errs := ctl(t, sock, "reload"); code != 0 {
+		t.Fatalf("reload: exit %d %s", code, errs)
+	}
+	waitReady(t, filepath.Join(dir, "rec-3"))
+	waitFor(t, 30*time.Second, "w-4 ready", func() bool { return state("w-4") == "ready" })
+	kept("reload to 4", "w-1", "w-2", "lb")
+	if got := lines(filepath.Join(dir, "env-3")); !slices.Equal(got, []string{"VIGIL_INSTANCE=3", "VIGIL_INSTANCES=4"}) {
+		t.Errorf("w-3's env after the reload %q", got)
+	}
+
+	// stop and start by the template's name and by a copy's.
+	if code, _, errs := ctl(t, sock, "stop", "w"); code != 0 {
+		t.Fatalf("stop w: exit %d %s", code, errs)
+	}
+	for k := 1; k <= 4; k++ {
+		if s := state("w-" + strconv.Itoa(k)); s != "stopped" {
+			t.Errorf("w-%d is %s after stop w", k, s)
+		}
+	}
+	if code, _, errs := ctl(t, sock, "start", "w-2"); code != 0 {
+		t.Fatalf("start w-2: exit %d %s", code, errs)
+	}
+	if s1, s2 := state("w-1"), state("w-2"); s1 != "stopped" || s2 != "ready" {
+		t.Errorf("after start w-2: w-1 %s, w-2 %s", s1, s2)
 	}
 
 	v.signal(unix.SIGTERM)
