@@ -18,6 +18,10 @@
 // switches of the tree idle, restart latency; and vigil's `log: prefix`
 // throughput against `log: inherit`.
 //
+// A sixth (schedules.go) times the lateness of `@every 1s` jobs, counts the
+// wake-ups of an idle vigil with 100 hourly jobs, and times the start of
+// 1000 copies of one service against 1000 definitions.
+//
 // Run it through integration/bench/run.sh (`make bench`), which builds it and
 // its child (child/child.c) and installs the other inits and supervisor.
 package main
@@ -83,6 +87,11 @@ type config struct {
 	restartVigil    time.Duration
 	logBytes        int64
 	logRounds       int
+
+	schedJobs     int           // @every 1s jobs for the tick lateness
+	schedDuration time.Duration // how long they run
+	schedStart    int           // copies against definitions in the start rows
+	schedRounds   int
 }
 
 func main() {
@@ -98,8 +107,9 @@ func main() {
 	flag.IntVar(&c.shutdowns, "shutdowns", 100, "rounds of shutdown")
 	flag.DurationVar(&c.idle, "idle", 10*time.Second, "idle period for the context switch count")
 	flag.DurationVar(&c.settle, "settle", time.Second, "time an idle init is left to settle before it is measured")
-	flag.StringVar(&c.tables, "tables", "inits,status,reexec,statewrites,supervisors", "the tables to make: inits (vigil against the C inits), status (vigil status against supervisorctl status), "+
-		"reexec (the pause of vigil reexec), statewrites (state.json writes under a crash loop), supervisors (vigil against supervisord, runit and s6; log prefix throughput)")
+	flag.StringVar(&c.tables, "tables", "inits,status,reexec,statewrites,supervisors,schedules", "the tables to make: inits (vigil against the C inits), status (vigil status against supervisorctl status), "+
+		"reexec (the pause of vigil reexec), statewrites (state.json writes under a crash loop), supervisors (vigil against supervisord, runit and s6; log prefix throughput), "+
+		"schedules (tick lateness, idle wake-ups with hourly jobs, start of instances)")
 	flag.IntVar(&c.services, "services", 100, "services under vigil and supervisord for the status table")
 	flag.IntVar(&c.statusRounds, "status-rounds", 200, "rounds of the status round trip (each times every command once)")
 	reexecServices := flag.String("reexec-services", "10,1000", "services under vigil for the reexec table, one row (or two, see -reexec-state) each")
@@ -118,7 +128,19 @@ func main() {
 	flag.DurationVar(&c.restartVigil, "restart-vigil", 2*time.Second, "supervisors table: how long each of vigil's two restart loops runs (inside the window)")
 	flag.Int64Var(&c.logBytes, "log-bytes", 200_000_000, "supervisors table: bytes the log throughput service writes")
 	flag.IntVar(&c.logRounds, "log-rounds", 3, "supervisors table: runs of each log mode")
+	flag.IntVar(&c.schedJobs, "sched-jobs", 10, "schedules table: @every 1s jobs for the tick lateness")
+	flag.DurationVar(&c.schedDuration, "sched-duration", 20*time.Second, "schedules table: how long the @every 1s jobs run")
+	schedLong := flag.Bool("sched-long", false, "schedules table: the long form of the tick lateness, -sched-duration 10m unless given")
+	flag.IntVar(&c.schedStart, "sched-start", 1000, "schedules table: services started as instances and as definitions")
+	flag.IntVar(&c.schedRounds, "sched-rounds", 3, "schedules table: rounds of each start")
 	flag.Parse()
+	if *schedLong {
+		set := false
+		flag.Visit(func(f *flag.Flag) { set = set || f.Name == "sched-duration" })
+		if !set {
+			c.schedDuration = 10 * time.Minute
+		}
+	}
 	if *quick {
 		set := map[string]bool{}
 		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -127,6 +149,7 @@ func main() {
 			"idle": "3s", "settle": "500ms", "status-rounds": "30",
 			"reexec-rounds": "5", "crash-duration": "5s",
 			"sup-rounds": "1", "sup-timeout": "5s", "restart-window": "4s", "restart-vigil": "1s", "log-bytes": "20000000", "log-rounds": "1",
+			"sched-duration": "5s", "sched-rounds": "1",
 		} {
 			if !set[name] {
 				flag.Set(name, v)
@@ -164,9 +187,10 @@ func main() {
 		c.supRounds = append(c.supRounds, n)
 	}
 	for t := range tables {
-		bad = bad || !slices.Contains([]string{"inits", "status", "reexec", "statewrites", "supervisors"}, t)
+		bad = bad || !slices.Contains([]string{"inits", "status", "reexec", "statewrites", "supervisors", "schedules"}, t)
 	}
-	if bad || ((tables["inits"] || tables["supervisors"]) && c.child == "") || c.supTimeout <= 0 || c.supIdleServices < 1 ||
+	if bad || ((tables["inits"] || tables["supervisors"] || tables["schedules"]) && c.child == "") || c.schedJobs < 1 ||
+		c.schedDuration <= 0 || c.schedStart < 1 || c.schedRounds < 1 || c.supTimeout <= 0 || c.supIdleServices < 1 ||
 		c.restartWindow <= c.restartVigil*2 || c.logBytes < 100 || c.logRounds < 1 || flag.NArg() > 0 || c.services < 1 || c.statusRounds < 1 ||
 		c.reexecRounds < 1 || c.crashServices < 1 || c.crashDuration <= 0 {
 		flag.Usage()
@@ -230,6 +254,14 @@ func run(c config, tables map[string]bool) error {
 		}
 		gap()
 		supTable(c, res)
+	}
+	if tables["schedules"] {
+		res, err := schedulesBench(c)
+		if err != nil {
+			return fmt.Errorf("schedules table: %w", err)
+		}
+		gap()
+		schedTable(c, res)
 	}
 	return nil
 }

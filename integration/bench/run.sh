@@ -5,7 +5,10 @@
 # `vigil reexec` with 10 and 1000 services; then the writes of state.json
 # under a crash loop; then vigil against supervisord, runit (runsvdir) and
 # s6 (s6-svscan) with the same services (start, memory, idle wake-ups,
-# restart latency) and vigil's log prefix throughput. Prints five markdown
+# restart latency) and vigil's log prefix throughput; then schedules: the
+# lateness of @every 1s jobs (-sched-long: 10 minutes of it), the wake-ups of
+# an idle vigil with 100 hourly jobs, the start of 1000 instances against 1000
+# definitions. Prints six markdown
 # tables (figures, and the issues' targets reported, never asserted) and
 # keeps a copy in integration/bench/results/ (git-ignored).
 # Flags go to the bench program: ./integration/bench/run.sh -quick; see -h.
