@@ -244,3 +244,43 @@ func TestInstances(t *testing.T) {
 		t.Errorf("exit %d", code)
 	}
 }
+
+// TestMissedTickCaughtUp: the last run's time goes to the state file; the
+// next vigil on that volume runs a tick missed while it was down once, at
+// start, when starting_deadline allows, and not otherwise.
+func TestMissedTickCaughtUp(t *testing.T) {
+	dir := t.TempDir()
+	sdir := filepath.Join(dir, "state")
+	os.Mkdir(sdir, 0o755)
+	cfg := config(t, dir, `{"services": [
+		{"name": "catch", "command": "echo run >> $D/catch", "schedule": "@every 1s", "starting_deadline": "1h"},
+		{"name": "nodeadline", "command": "echo run >> $D/nodeadline", "schedule": "@every 1s"}
+	], "state_dir": "$D/state"}`)
+	env := []string{"VIGIL_SOCKET=" + filepath.Join(dir, "sock")}
+	v := start(t, modes[0], opts{env: env}, "-c", cfg)
+	waitFor(t, 30*time.Second, "a run of each", func() bool {
+		return len(lines(filepath.Join(dir, "catch"))) > 0 && len(lines(filepath.Join(dir, "nodeadline"))) > 0
+	})
+	v.signal(unix.SIGTERM)
+	if code := v.wait(15 * time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	last := readState(t, sdir).Services["catch"].LastRun
+	if last.IsZero() {
+		t.Fatalf("no last_run in the state file: %+v", readState(t, sdir).Services["catch"])
+	}
+	// vigil is down over a tick.
+	waitFor(t, 30*time.Second, "a tick missed", func() bool { return time.Since(last) > 2*time.Second })
+
+	v = start(t, modes[0], opts{env: env}, "-c", cfg)
+	waitFor(t, 30*time.Second, "the missed tick run", func() bool {
+		return strings.Contains(v.stderr.String(), "a tick was missed while vigil was down: running it once now service=catch")
+	})
+	if strings.Contains(v.stderr.String(), "running it once now service=nodeadline") {
+		t.Error("a missed tick ran without starting_deadline")
+	}
+	v.signal(unix.SIGTERM)
+	if code := v.wait(15 * time.Second); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+}

@@ -139,6 +139,9 @@ func (s *Supervisor) runTick(svc *service, tick time.Time) {
 	case svc.state == Stopping:
 		s.log.Warn("tick skipped: the previous run is still stopping", "service", svc.Name,
 			"pid", svc.pid, "tick", tick.Format(time.RFC3339))
+	case svc.state == Blocked:
+		s.log.Warn("tick skipped: blocked by a dependency that failed for good", "service", svc.Name,
+			"tick", tick.Format(time.RFC3339))
 	case svc.Concurrency == config.ConcurrencyReplace && svc.pid != 0:
 		s.log.Info("tick: stopping the previous run to start this one", "service", svc.Name,
 			"pid", svc.pid, "tick", tick.Format(time.RFC3339))
