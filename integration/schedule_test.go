@@ -284,3 +284,37 @@ func TestMissedTickCaughtUp(t *testing.T) {
 		t.Errorf("exit %d", code)
 	}
 }
+
+// TestReexecKeepsSchedule: a re-exec keeps a job's next tick, its last run
+// and its failed runs, and the ticks go on in the new image.
+func TestReexecKeepsSchedule(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "vigil.sock")
+	cfg := config(t, dir, `{"services": [
+		{"name": "hourly", "command": "exit 4", "schedule": "@hourly", "restart": "never"},
+		{"name": "tick", "command": "echo run >> $D/tick", "schedule": "@every 1s"}
+	]}`)
+	v := start(t, modes[0], opts{env: []string{"VIGIL_SOCKET=" + sock}}, "-c", cfg)
+	waitFor(t, 15*time.Second, "socket", func() bool { return ctlOK(t, sock, "status") })
+	if code, _, _ := ctl(t, sock, "start", "hourly"); code != 1 {
+		t.Fatalf("start of a job that fails: exit %d", code)
+	}
+	before := jobs(t, sock)["hourly"]
+	if code, _, errs := ctl(t, sock, "reexec"); code != 0 {
+		t.Fatalf("reexec: exit %d %s", code, errs)
+	}
+	waitFor(t, 15*time.Second, "the new image", func() bool {
+		return strings.Contains(v.stderr.String(), "adopted services after re-exec generation=1")
+	})
+	after := jobs(t, sock)["hourly"]
+	if after.State != "scheduled" || !after.NextRun.Equal(before.NextRun) || !after.LastRun.Equal(before.LastRun) ||
+		after.FailedRuns != 1 || after.LastExit == nil || *after.LastExit != 4 {
+		t.Errorf("after the re-exec %+v, before %+v", after, before)
+	}
+	n := len(lines(filepath.Join(dir, "tick")))
+	waitFor(t, 30*time.Second, "ticks in the new image", func() bool { return len(lines(filepath.Join(dir, "tick"))) >= n+2 })
+	v.signal(unix.SIGTERM)
+	if code := v.wait(15 * time.Second); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+}
