@@ -472,6 +472,27 @@ func (s *Supervisor) applyReload(services []config.Service) []*service {
 			s.add(&service{Service: c})
 		}
 	}
+	// Config order again (a copy added by scale sits with its siblings):
+	// status lists in it, and starts go in it. Services on their way out
+	// go last, main stays first.
+	rank := make(map[string]int, len(services))
+	for i, c := range services {
+		rank[c.Name] = i + 1
+	}
+	slices.SortStableFunc(s.order, func(a, b *service) int {
+		ra, rb := rank[a.Name], rank[b.Name]
+		if a.isMain {
+			ra = 0
+		} else if ra == 0 {
+			ra = len(services) + 1
+		}
+		if b.isMain {
+			rb = 0
+		} else if rb == 0 {
+			rb = len(services) + 1
+		}
+		return ra - rb
+	})
 	s.link()
 	for _, svc := range s.order {
 		if svc.state == Starting && svc.pid == 0 && svc.timer.kind == noTimer {

@@ -959,6 +959,9 @@ func TestInstancesAtRunTime(t *testing.T) {
 	m.expect("w-3", Ready)
 	m.expect("w-4", Ready)
 	kept("w-1", "w-2", "other")
+	if got, want := names(m.s.order), []string{"w-1", "w-2", "w-3", "w-4", "other", "lb"}; !slices.Equal(got, want) {
+		t.Errorf("order after scale %v, want %v", got, want)
+	}
 	if w := m.s.byName["w-4"]; !slices.Contains(w.Env, "VIGIL_INSTANCE=4") || !slices.Contains(w.Env, "VIGIL_INSTANCES=4") {
 		t.Errorf("w-4's env %v", w.Env)
 	}
