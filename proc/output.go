@@ -91,10 +91,12 @@ type Output struct {
 }
 
 // Bounds of the queue of vigil's own log lines: a stalled reader costs at
-// most this much memory; further lines are counted and dropped.
+// most this much memory; further lines are counted and dropped. Large
+// enough for a burst from one event with a reader that keeps up (2000
+// orphans reaped in one pass log 2000 lines at once, with -w).
 const (
-	logQueueLines = 1024
-	logQueueBytes = 256 << 10
+	logQueueLines = 4096
+	logQueueBytes = 512 << 10
 )
 
 // pageSize is what a pipe takes in one write once poll(2) says it has room.
