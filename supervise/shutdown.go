@@ -71,6 +71,9 @@ func (s *Supervisor) stop(svc *service) {
 		svc.escaped = s.procs.Escaped(svc.pid, svc.pgid)
 	}
 	s.become(svc, Stopping, slog.LevelInfo, "stopping", "pid", svc.pid, "signal", signals.Name(svc.StopSignal))
+	if len(svc.escaped) > 0 {
+		s.log.Info("stopping its descendants outside the services' groups too", "service", svc.Name, "processes", len(svc.escaped))
+	}
 	s.signalStop(svc)
 }
 
