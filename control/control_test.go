@@ -681,3 +681,40 @@ func TestCloseLeavesOthersSocket(t *testing.T) {
 		t.Errorf("Close removed a socket it did not make: %v", err)
 	}
 }
+
+// TestPauseWaitsForServe: Pause returns only once the Serve loop has
+// returned, and a second Serve never runs beside a first: a failed
+// re-exec's Resume and new Serve leave one loop accepting, not two.
+func TestPauseWaitsForServe(t *testing.T) {
+	for round := range 10 {
+		path := t.TempDir() + "/v.sock"
+		srv, err := Listen(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() {
+			srv.Serve(newFake(), nil)
+			close(done)
+		}()
+		// The loop runs once it has answered.
+		if rep := raw(t, path, `{"v":1,"verb":"status"}`+"\n"); !rep.OK {
+			t.Fatalf("round %d: %+v", round, rep)
+		}
+		srv.Pause()
+		select {
+		case <-done:
+		default:
+			t.Fatalf("round %d: Pause returned while Serve still ran", round)
+		}
+		srv.Resume()
+		again := make(chan error, 2)
+		go func() { again <- srv.Serve(newFake(), nil) }()
+		go func() { again <- srv.Serve(newFake(), nil) }()
+		if err := <-again; err == nil {
+			t.Errorf("round %d: a second Serve ran beside the first", round)
+		}
+		srv.Close()
+		<-again
+	}
+}

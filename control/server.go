@@ -102,6 +102,8 @@ type Server struct {
 	closeOnce sync.Once
 	closeErr  error
 	paused    atomic.Bool
+	loops     sync.WaitGroup // the Serve loop running: Pause waits for it
+	serving   atomic.Bool    // one Serve loop at a time
 }
 
 var errInUse = errors.New("another vigil is listening there")
@@ -324,6 +326,14 @@ func (s *Server) Path() string { return s.path }
 // request is read (whole within requestTimeout, at most MaxRequest bytes),
 // the Handler called and one reply written. log may be nil.
 func (s *Server) Serve(h Handler, log *slog.Logger) error {
+	if !s.serving.CompareAndSwap(false, true) {
+		return errAlreadyServing
+	}
+	s.loops.Add(1)
+	defer func() {
+		s.serving.Store(false)
+		s.loops.Done()
+	}()
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -721,12 +731,18 @@ func newServer(ln *net.UnixListener, path string, dev, ino uint64) *Server {
 	}
 }
 
-// Pause stops accepting connections (Serve returns) but keeps the socket
-// listening: before a re-exec, so clients wait in the backlog for the new
-// image instead of being accepted by one about to vanish.
+// errAlreadyServing: Serve was called while a loop already accepts.
+var errAlreadyServing = errors.New("control socket: already served")
+
+// Pause stops accepting connections but keeps the socket listening: before
+// a re-exec, so clients wait in the backlog for the new image instead of
+// being accepted by one about to vanish. It returns once every Serve loop
+// has returned, so a Resume and a new Serve after a failed exec never leave
+// two loops on one listener.
 func (s *Server) Pause() {
 	s.paused.Store(true)
 	s.ln.SetDeadline(time.Now())
+	s.loops.Wait()
 }
 
 // Resume undoes Pause; the caller runs Serve again.

@@ -65,6 +65,7 @@ type Output struct {
 	w    io.Writer // when the stream is no file (tests)
 	fd   int       // else the descriptor written to; -1 when w is used
 	sock bool      // fd is a socket: send with MSG_DONTWAIT
+	fifo bool      // fd is a non-blocking pipe of vigil's own: writes up to PIPE_BUF are whole or refused
 	// pollFirst: fd is a pipe shared with services and maybe blocking:
 	// poll for room before each write of at most a page.
 	pollFirst bool
@@ -91,10 +92,12 @@ type Output struct {
 }
 
 // Bounds of the queue of vigil's own log lines: a stalled reader costs at
-// most this much memory; further lines are counted and dropped.
+// most this much memory; further lines are counted and dropped. Large
+// enough for a burst from one event with a reader that keeps up (2000
+// orphans reaped in one pass log 2000 lines at once, with -w).
 const (
-	logQueueLines = 1024
-	logQueueBytes = 256 << 10
+	logQueueLines = 4096
+	logQueueBytes = 512 << 10
 )
 
 // pageSize is what a pipe takes in one write once poll(2) says it has room.
@@ -148,6 +151,7 @@ func NewOutput(w io.Writer) *Output {
 		}
 		own := os.NewFile(uintptr(nfd), f.Name())
 		o.fd, o.keep = nfd, [2]*os.File{f, own}
+		o.fifo = st.Mode&unix.S_IFMT == unix.S_IFIFO
 	}
 	if efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err == nil {
 		o.wake = efd
@@ -292,6 +296,9 @@ func (o *Output) Resume() {
 func (o *Output) Write(p []byte) (int, error) {
 	o.qmu.Lock()
 	defer o.qmu.Unlock()
+	if o.idle == nil && o.dropped == 0 && o.tryWrite(p) {
+		return len(p), nil
+	}
 	if len(o.queue) >= logQueueLines || o.queued+len(p) > logQueueBytes {
 		if o.dropped == 0 {
 			o.dropAt = len(o.queue)
@@ -307,6 +314,37 @@ func (o *Output) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// tryWrite writes a line at once when that cannot block nor tear it: to a
+// pipe vigil opened non-blocking, a write of up to PIPE_BUF goes in whole or
+// not at all, and only when no pump holds the stream. Lines then appear in
+// the order they were logged, with no goroutine woken for them; anything
+// else goes through the queue.
+func (o *Output) tryWrite(p []byte) bool {
+	if !o.fifo || o.pollFirst || len(p) > pipeBuf || o.interrupted.Load() || !o.mu.TryLock() {
+		return false
+	}
+	defer o.mu.Unlock()
+	if o.broken != nil {
+		return true // dropped, as the queue would
+	}
+	for {
+		n, err := unix.Write(o.fd, p)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case errors.Is(err, syscall.EPIPE):
+			o.broken = err
+			return true
+		case err != nil || n != len(p):
+			return n == len(p)
+		}
+		return true
+	}
+}
+
+// pipeBuf is what a pipe takes whole or not at all (POSIX PIPE_BUF, Linux).
+const pipeBuf = 4096
 
 // SetDropLine sets how the report of dropped log lines is written, so it
 // has the log's format; by default a plain line.

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -97,7 +98,12 @@ func Check(rp *reaper.Reaper) error {
 // the listener (if any) survive the exec, and execs. Nothing may fork
 // meanwhile (hold the reaper). It returns only if the exec failed, with
 // every descriptor as it was.
-func Exec(h *Handoff, keep []int, ln *Listener) error {
+//
+// pdeath, if not 0, is set as the parent-death signal of the thread that
+// execs: the kernel keeps it per thread, and only that thread survives the
+// exec (a parent's `unshare --kill-child` would otherwise stop working after
+// the first re-exec).
+func Exec(h *Handoff, keep []int, ln *Listener, pdeath syscall.Signal) error {
 	exe, err := exe()
 	if err != nil {
 		return err
@@ -145,6 +151,11 @@ func Exec(h *Handoff, keep []int, ln *Listener) error {
 		default:
 			env = append(env, kv)
 		}
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if pdeath != 0 {
+		unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(pdeath), 0, 0, 0)
 	}
 	err = syscall.Exec(exe, os.Args, env)
 	for _, k := range keep {

@@ -128,6 +128,10 @@ func (p *fakeProcs) NoChildren() <-chan struct{} {
 
 func (p *fakeProcs) StartTime(int) uint64 { return 1 }
 
+func (p *fakeProcs) Escaped(int, int) []proc.Proc { return nil }
+
+func (p *fakeProcs) SignalProc(proc.Proc, syscall.Signal) error { return unix.ESRCH }
+
 type fakeSaver struct {
 	loaded state.File
 	saves  []state.File

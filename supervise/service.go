@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vigil-init/vigil/config"
+	"github.com/vigil-init/vigil/proc"
 	"github.com/vigil-init/vigil/supervise/schedule"
 )
 
@@ -111,8 +112,11 @@ type service struct {
 	// and the state file use it to recognise the process.
 	startTime uint64
 	pgid      int // the last group it led; may outlive the leader
-	run       int // counts spawns
-	started   time.Time
+	// escaped are descendants that left the group (setsid), found when a
+	// stop began: the stop waits for them and kills them too.
+	escaped []proc.Proc
+	run     int // counts spawns
+	started time.Time
 	// runFailed: this run failed its readiness check; its exit is judged
 	// a failed run whatever its status.
 	runFailed bool

@@ -426,6 +426,9 @@ func (s *Supervisor) timerFired(svc *service, gen int) {
 		if s.alive(svc) {
 			s.log.Warn("stop timeout: killing the group", "service", svc.Name, "timeout", svc.StopTimeout)
 			s.procs.Signal(svc.pgid, unix.SIGKILL)
+			for _, p := range svc.escaped {
+				s.procs.SignalProc(p, unix.SIGKILL)
+			}
 		}
 	}
 }
@@ -486,12 +489,20 @@ func (s *Supervisor) signalGroup(svc *service, sig syscall.Signal) {
 	s.log.Debug("forwarded signal", "service", svc.Name, "signal", signals.Name(sig))
 }
 
-// alive reports whether the service's leader or any of its group still runs.
+// alive reports whether the service's leader, any of its group, or a
+// descendant that escaped the group during a stop still runs.
 // A group found empty is forgotten (pgid 0): it never fills again, and
 // shutdown asks about every service each time one stops, which with a
 // thousand services was a million kill(2) calls.
 func (s *Supervisor) alive(svc *service) bool {
 	if svc.pid != 0 {
+		return true
+	}
+	// Descendants that left the group count while a stop waits for them.
+	svc.escaped = slices.DeleteFunc(svc.escaped, func(p proc.Proc) bool {
+		return !groupAlive(s.procs.SignalProc(p, 0))
+	})
+	if len(svc.escaped) > 0 {
 		return true
 	}
 	if svc.pgid == 0 {

@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/vigil-init/vigil/cmd/vigil/internal/early"
 	"github.com/vigil-init/vigil/config"
 	"github.com/vigil-init/vigil/control"
 	"github.com/vigil-init/vigil/proc"
@@ -55,7 +56,10 @@ func runtime(log *slog.Logger, rp *reaper.Reaper, exits *reaper.Queue, sigs <-ch
 			store = st
 		}
 	}
-	rx := &reexecer{reaper: rp}
+	rx := &reexecer{reaper: rp, pdeath: inv.flags.pdeath}
+	if rx.pdeath == 0 {
+		rx.pdeath = early.ParentDeathSignal
+	}
 	var srv *control.Server
 	stopControl := func() {}
 	defer func() { stopControl() }()
