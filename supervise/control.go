@@ -306,6 +306,9 @@ func (s *Supervisor) stopNow(svc *service) {
 	if svc.desired == wantUp {
 		svc.desired = wantDown
 	}
+	// A stopped job gets no ticks, and a run made due (replace) is off.
+	s.disarmTick(svc)
+	svc.due = false
 	if svc.state == Stopping {
 		// Stopping already: its timer is the SIGKILL, which a second
 		// vigil stop (or a client asking again after a re-exec) must not
@@ -313,8 +316,6 @@ func (s *Supervisor) stopNow(svc *service) {
 		return
 	}
 	s.disarm(svc)
-	s.disarmTick(svc)
-	svc.due = false
 	s.stopReadyCheck(svc)
 	if s.alive(svc) {
 		s.stop(svc)
