@@ -113,6 +113,9 @@ type HandoffService struct {
 	Stopping         bool
 	KillAt           int64
 	RestartAfterStop bool
+	// LogRing is the service's ring of recent lines (`vigil logs`) in
+	// svclog's encoding (Ring.AppendBinary); nil if it keeps none.
+	LogRing []byte
 }
 
 // Clock pairs a reading of time.Now with one of CLOCK_MONOTONIC, to
@@ -145,6 +148,10 @@ type HandoffPipe struct {
 	FD     int
 	Stderr bool
 	Carry  []byte
+	// Teed is how many bytes at the front of Carry are in the service's
+	// ring and log file already (lines whose write to vigil's output was
+	// interrupted): the new image writes them out, not into the log again.
+	Teed int
 }
 
 // startTime is a process's start time (see procStat).

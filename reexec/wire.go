@@ -346,6 +346,7 @@ func (w *wireWriter) handoffService(hs *HandoffService) {
 				w.int(int64(p.FD))
 				w.bool(p.Stderr)
 				w.bytes(p.Carry)
+				w.int(int64(p.Teed))
 			})
 		}
 		w.int(int64(hs.Notify))
@@ -354,6 +355,7 @@ func (w *wireWriter) handoffService(hs *HandoffService) {
 		w.bool(hs.Stopping)
 		w.int(hs.KillAt)
 		w.bool(hs.RestartAfterStop)
+		w.bytes(hs.LogRing)
 	})
 }
 
@@ -389,6 +391,7 @@ func (r *wireReader) handoffService(hs *HandoffService) {
 					p.FD = int(r.int())
 					p.Stderr = r.bool()
 					p.Carry = r.bytes()
+					p.Teed = int(r.int())
 				})
 			}
 		}
@@ -398,6 +401,7 @@ func (r *wireReader) handoffService(hs *HandoffService) {
 		hs.Stopping = r.bool()
 		hs.KillAt = r.int()
 		hs.RestartAfterStop = r.bool()
+		hs.LogRing = r.bytes()
 	})
 }
 

@@ -46,8 +46,9 @@ func fullHandoff() Handoff {
 			Main: true, State: "stopping", Pid: 42, Pgid: 41,
 			Exit:      &reaper.Exit{Pid: 40, Status: 0x0100, Orphan: true},
 			StartTime: 123456, Started: at, Retries: 2, Restarts: 9, LastExit: &last, Want: true,
-			Pipes:  []HandoffPipe{{FD: 7, Stderr: true, Carry: []byte("half a li")}},
+			Pipes:  []HandoffPipe{{FD: 7, Stderr: true, Carry: []byte("a line\nhalf a li"), Teed: 7}},
 			Notify: 9, Due: 6e9, Reserved: true, Stopping: true, KillAt: 8e9, RestartAfterStop: true,
+			LogRing: []byte{1, 2, 3},
 		}},
 	}
 }

@@ -367,6 +367,7 @@ func (s *Supervisor) applyReload(services []config.Service) []*service {
 		case needsRestart(svc.Service, c):
 			s.log.Info("reload: changed, restarting", "service", svc.Name)
 			svc.Service = c
+			s.openFile(svc)
 			wanted := svc.desired == wantUp
 			s.stopNow(svc)
 			if wanted {
@@ -379,6 +380,10 @@ func (s *Supervisor) applyReload(services []config.Service) []*service {
 			down = append(down, svc)
 		default:
 			svc.Service = c
+			// A log_file changed, added or removed on output that
+			// passes through vigil either way: the file is reopened,
+			// the service keeps running.
+			s.openFile(svc)
 		}
 	}
 	for _, c := range services {
@@ -399,6 +404,9 @@ func (s *Supervisor) applyReload(services []config.Service) []*service {
 // needsRestart reports whether a change between two versions of a service
 // needs a new process: anything about how it runs, not the policy.
 func needsRestart(a, b config.Service) bool {
+	// A log_file added to or removed from `log: inherit` output changes
+	// where the output goes: through vigil's pipes or straight out.
+	through := func(c config.Service) bool { return c.Log == config.LogPrefix || c.LogFile != nil }
 	return !slices.Equal(a.Argv, b.Argv) || a.Dir != b.Dir || !slices.Equal(a.Env, b.Env) ||
-		a.User != b.User || a.Log != b.Log || !reflect.DeepEqual(a.Ready, b.Ready)
+		a.User != b.User || a.Log != b.Log || !reflect.DeepEqual(a.Ready, b.Ready) || through(a) != through(b)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/vigil-init/vigil/reaper"
 	"github.com/vigil-init/vigil/reexec"
+	"github.com/vigil-init/vigil/supervise/svclog"
 )
 
 // Reexecer replaces the running vigil by the binary on disk.
@@ -29,6 +30,10 @@ type Reexecer interface {
 // the exec fails.
 func (s *Supervisor) freeze() (h reexec.Handoff, keep []int, thaw func()) {
 	s.stopPumps()
+	// Every line the pumps took is in the rings and the files' queues now:
+	// the queues go to disk (the new image appends), the rings into the
+	// handoff.
+	s.flushLogs(pumpGrace)
 	held := s.o.Reaper.Hold()
 	// Every exit reaped before the hold is in the queue now (Hold waits for
 	// deliveries): a leader reaped but not yet handled is handed over with
@@ -83,7 +88,10 @@ func (s *Supervisor) freeze() (h reexec.Handoff, keep []int, thaw func()) {
 		for _, p := range svc.pumps {
 			fd := int(p.r.Fd())
 			keep = append(keep, fd)
-			hs.Pipes = append(hs.Pipes, reexec.HandoffPipe{FD: fd, Stderr: p.out == s.o.Stderr, Carry: p.carry})
+			hs.Pipes = append(hs.Pipes, reexec.HandoffPipe{FD: fd, Stderr: p.stderr, Carry: p.carry, Teed: p.teed})
+		}
+		if svc.log != nil {
+			hs.LogRing, _ = svc.log.ring.AppendBinary(nil)
 		}
 		if svc.notify != nil {
 			hs.Notify = int(svc.notify.Fd())
@@ -173,18 +181,28 @@ func (s *Supervisor) adopt(h *reexec.Handoff) {
 			svc = s.main
 		}
 		svc.fromHandoff(hs)
-		for _, hp := range hs.Pipes {
-			out := s.o.Stdout
-			if hp.Stderr {
-				out = s.o.Stderr
+		var ring *svclog.Ring
+		if hs.LogRing != nil {
+			if ring, _, err = svclog.DecodeRing(hs.LogRing); err != nil {
+				s.log.Error("the log ring handed over is damaged; starting an empty one", "service", svc.Name, "err", err)
 			}
+		}
+		if ring != nil || passesThrough(svc) {
+			if ring == nil {
+				ring = svclog.NewRing(s.ringSize)
+			}
+			// The log file opens when the loop runs (resume): it needs
+			// the service's user.
+			svc.log = &svcLog{ring: ring}
+		}
+		for _, hp := range hs.Pipes {
 			// NewFile registers a non-blocking pipe with the poller, so
 			// deadlines work on it again.
 			syscall.SetNonblock(hp.FD, true)
 			// FD_CLOEXEC was cleared for the exec: set it again, or every
 			// service started from now on would inherit this pipe.
 			syscall.CloseOnExec(hp.FD)
-			svc.pumps = append(svc.pumps, &pump{r: os.NewFile(uintptr(hp.FD), "output"), out: out, carry: hp.Carry})
+			svc.pumps = append(svc.pumps, s.newPump(svc, os.NewFile(uintptr(hp.FD), "output"), hp.Stderr, hp.Carry, hp.Teed))
 		}
 		if hs.Notify >= 0 {
 			syscall.CloseOnExec(hs.Notify)
@@ -235,9 +253,13 @@ func (s *Supervisor) adopt(h *reexec.Handoff) {
 // each timer handed over (a restart, a SIGKILL) is armed for its time.
 func (s *Supervisor) resume() {
 	stopping := false
+	s.logMemoryChanged()
 	for _, svc := range s.order {
+		if svc.log != nil {
+			s.openFile(svc)
+		}
 		for _, p := range svc.pumps {
-			s.runPump(svc.Name, p)
+			s.runPump(p)
 		}
 		handed := svc.timer
 		svc.timer = slot{}

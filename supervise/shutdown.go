@@ -133,6 +133,7 @@ func (s *Supervisor) remove(svc *service) {
 	s.disarm(svc)
 	s.order = slices.DeleteFunc(s.order, func(x *service) bool { return x == svc })
 	delete(s.byName, svc.Name)
+	s.dropLog(svc)
 	s.dirty = true
 }
 

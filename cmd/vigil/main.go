@@ -145,13 +145,23 @@ func run(args []string) int {
 	return runtime(log, rp, exits, sigs, inv, st, stderr, handoff, herr != nil, inherited, resumeGC)
 }
 
+// baseMemoryLimit is the soft memory limit of a vigil without log rings.
+const baseMemoryLimit = 32 << 20
+
 // tune keeps an idle vigil small: few threads, and a soft memory limit that
 // makes the GC return memory early.
 func tune() {
 	if goruntime.NumCPU() > 2 {
 		goruntime.GOMAXPROCS(2)
 	}
-	debug.SetMemoryLimit(32 << 20)
+	debug.SetMemoryLimit(baseMemoryLimit)
+}
+
+// roomForRings raises the soft memory limit by what the services' log
+// rings may hold (1 MiB each): full rings are live memory the collector
+// cannot free, and a limit below them would make it run without end.
+func roomForRings(rings int64) {
+	debug.SetMemoryLimit(baseMemoryLimit + rings)
 }
 
 func runVersion(args []string, out io.Writer) int {

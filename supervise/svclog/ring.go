@@ -80,14 +80,19 @@ func NewRing(size int) *Ring {
 
 // Append adds a line, dropping the oldest ones to make room. A line too long
 // for the ring is cut to fit.
-func (r *Ring) Append(l Line) {
-	text := l.Text
+func (r *Ring) Append(l Line) { appendText(r, l.Time, l.Stream, l.Text) }
+
+// AppendText is Append for a line in a byte slice, which it does not keep:
+// a pump's buffer, without a string made of each line.
+func (r *Ring) AppendText(t time.Time, s Stream, text []byte) { appendText(r, t, s, text) }
+
+func appendText[T []byte | string](r *Ring, t time.Time, s Stream, text T) {
 	if lim := r.max - maxHeader; len(text) > lim {
 		text = text[:lim]
 	}
 	var hdr [maxHeader]byte
-	binary.LittleEndian.PutUint64(hdr[:8], uint64(l.Time.UnixNano()))
-	hdr[8] = byte(l.Stream)
+	binary.LittleEndian.PutUint64(hdr[:8], uint64(t.UnixNano()))
+	hdr[8] = byte(s)
 	h := fixedHeader + binary.PutUvarint(hdr[fixedHeader:], uint64(len(text)))
 	need := uint64(h + len(text))
 

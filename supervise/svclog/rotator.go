@@ -104,19 +104,26 @@ func OpenRotator(path string, o RotatorOptions) (*Rotator, error) {
 
 // Write queues a line as "TIME STREAM TEXT\n" and reports whether it was
 // queued (false: dropped, the queue is full or the rotator closed).
-func (r *Rotator) Write(l Line) bool {
+func (r *Rotator) Write(l Line) bool { return writeText(r, l.Time, l.Stream, l.Text) }
+
+// WriteText is Write for a line in a byte slice, which it does not keep.
+func (r *Rotator) WriteText(t time.Time, s Stream, text []byte) bool {
+	return writeText(r, t, s, text)
+}
+
+func writeText[T []byte | string](r *Rotator, t time.Time, s Stream, text T) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	n := len(r.pending)
-	if r.closing || n+len(TimeLayout)+8+len(l.Text) > r.o.Queue && n > 0 {
+	if r.closing || n+len(TimeLayout)+8+len(text) > r.o.Queue && n > 0 {
 		r.stats.Dropped++
 		return false
 	}
-	b := l.Time.AppendFormat(r.pending, TimeLayout)
+	b := t.AppendFormat(r.pending, TimeLayout)
 	b = append(b, ' ')
-	b = append(b, l.Stream.String()...)
+	b = append(b, s.String()...)
 	b = append(b, ' ')
-	b = append(b, l.Text...)
+	b = append(b, text...)
 	r.pending = append(b, '\n')
 	r.queued++
 	select {
