@@ -68,6 +68,10 @@ func (h *fuzzHandler) Reset(_ context.Context, names []string) error {
 	return nil
 }
 func (h *fuzzHandler) Reexec(context.Context) error { h.note(verbReexec, nil, 0); return nil }
+func (h *fuzzHandler) Logs(_ context.Context, req LogsRequest, _ func(LogBatch) error) error {
+	h.note(verbLogs, req.Names, 0)
+	return nil
+}
 
 // bytesConn is a net.Conn that reads data and collects what is written.
 type bytesConn struct {

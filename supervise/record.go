@@ -18,11 +18,15 @@ import (
 
 // status is svc as `vigil status` shows it.
 func (svc *service) status() control.ServiceStatus {
-	return control.ServiceStatus{
+	st := control.ServiceStatus{
 		Name: svc.Name, State: string(svc.state), Pid: svc.pid, Started: svc.started,
 		Restarts: svc.restarts, Retries: svc.retries, LastExit: svc.lastExit,
 		Ready: svc.ready() || svc.state == Exited,
 	}
+	if svc.log != nil {
+		st.LogFileDropped = svc.log.fileDropped()
+	}
+	return st
 }
 
 // record is svc as the state file keeps it.

@@ -131,3 +131,7 @@ func (c supervisorControl) Reload(ctx context.Context) error {
 func (c supervisorControl) Reexec(ctx context.Context) error {
 	return c.sup.Reexec(ctx)
 }
+
+func (c supervisorControl) Logs(ctx context.Context, req control.LogsRequest, send func(control.LogBatch) error) error {
+	return unknown(c.sup.Logs(ctx, req, send))
+}
