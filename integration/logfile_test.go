@@ -342,3 +342,49 @@ func TestLogsAcrossReexec(t *testing.T) {
 	v.signal(unix.SIGTERM)
 	v.wait(20 * time.Second)
 }
+
+// TestLogFileReload: a reload that changes a log_file reopens it and keeps
+// the service running; one that adds a log_file to `log: inherit` output
+// restarts the service, its output now passing through vigil.
+func TestLogFileReload(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "sock")
+	doc := `{"services": [
+		{"name": "p", "command": "i=0; while :; do echo p $i; i=$((i+1)); sleep 0.02; done", "log": "prefix", "log_file": "$D/%s"},
+		{"name": "i", "command": "i=0; while :; do echo i $i; i=$((i+1)); sleep 0.02; done"%s}
+	]}`
+	cfg := config(t, dir, fmt.Sprintf(doc, "one.log", ""))
+	v := start(t, modes[0], opts{env: []string{"VIGIL_SOCKET=" + sock}}, "-c", cfg)
+	waitFor(t, 20*time.Second, "lines in one.log", func() bool { return len(lines(filepath.Join(dir, "one.log"))) > 2 })
+	_, pPid, _ := svc(t, sock, "p")
+	_, iPid, _ := svc(t, sock, "i")
+	if code, _, _ := ctl(t, sock, "logs", "i"); code != 1 {
+		t.Errorf("vigil logs i before it has a log_file: exit %d, want 1", code)
+	}
+
+	config(t, dir, fmt.Sprintf(doc, "two.log", `, "log_file": "$D/i.log"`))
+	if code, _, errs := ctl(t, sock, "reload"); code != 0 {
+		t.Fatalf("reload: exit %d %s", code, errs)
+	}
+	waitFor(t, 20*time.Second, "lines in two.log and i.log", func() bool {
+		return len(lines(filepath.Join(dir, "two.log"))) > 2 && len(lines(filepath.Join(dir, "i.log"))) > 2
+	})
+	if _, pid, _ := svc(t, sock, "p"); pid != pPid {
+		t.Errorf("p restarted (pid %d -> %d) for a new log_file path", pPid, pid)
+	}
+	if _, pid, _ := svc(t, sock, "i"); pid == iPid {
+		t.Errorf("i kept pid %d: its output cannot pass through vigil without a restart", pid)
+	}
+	// p's lines go on in two.log where they stopped in one.log.
+	_, one := logFileTexts(t, filepath.Join(dir, "one.log"), 0)
+	_, two := logFileTexts(t, filepath.Join(dir, "two.log"), 0)
+	lastOne, _ := strconv.Atoi(strings.Fields(one[len(one)-1])[1])
+	if firstTwo, _ := strconv.Atoi(strings.Fields(two[0])[1]); firstTwo != lastOne+1 {
+		t.Errorf("one.log ends at p %d, two.log starts at p %d", lastOne, firstTwo)
+	}
+	if code, out, _ := ctl(t, sock, "logs", "-n", "1", "i"); code != 0 || !strings.HasPrefix(out, "i ") {
+		t.Errorf("vigil logs i after the reload: exit %d, %q", code, out)
+	}
+	v.signal(unix.SIGTERM)
+	v.wait(20 * time.Second)
+}

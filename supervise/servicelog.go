@@ -79,16 +79,20 @@ func (s *Supervisor) openLog(svc *service, ring *svclog.Ring) {
 }
 
 // openFile opens svc's log_file (or the one a reload changed it to) with
-// the service's user as the owner of the files it creates.
+// the service's user as the owner of the files it creates; without a
+// log_file, it closes the one open. A file that cannot be opened leaves
+// the one open (if any) in use.
 func (s *Supervisor) openFile(svc *service) {
 	l := svc.log
 	if l == nil {
 		return
 	}
-	if l.rot.Load() != nil && (svc.LogFile == nil || *svc.LogFile != *l.file) {
-		s.closeFile(svc)
+	open := l.rot.Load() != nil
+	if open && svc.LogFile != nil && *svc.LogFile == *l.file {
+		return
 	}
-	if svc.LogFile == nil || l.rot.Load() != nil {
+	if svc.LogFile == nil {
+		s.closeFile(svc)
 		return
 	}
 	uid, gid := -1, -1
@@ -110,7 +114,12 @@ func (s *Supervisor) openFile(svc *service) {
 		return
 	}
 	l.file = &lf
-	l.rot.Store(r)
+	// Swapped, not closed then opened: each line goes to the old file or
+	// to the new one, none to neither.
+	if old := l.rot.Swap(r); old != nil {
+		l.dropped += old.Stats().Dropped
+		s.pumps.wg.Go(func() { closeRotator(old) })
+	}
 }
 
 // closeFile closes svc's log file in the background, its queued lines
