@@ -440,10 +440,12 @@ type PumpOptions struct {
 	// the lines as they are (log: inherit passed through vigil).
 	Prefix string
 	// Tee, if set, is given every whole line as it is taken for writing
-	// (without its newline; a MaxLine chunk counts as a line), on the
-	// pump's goroutine. It must not keep the slice, and must not block:
-	// it runs between the reads that keep the service's pipe from filling.
-	Tee func(line []byte)
+	// (without its newline; a MaxLine chunk counts as a line) and the time
+	// the read that completed it returned (one clock reading per read, not
+	// per line), on the pump's goroutine. It must not keep the slice, and
+	// must not block: it runs between the reads that keep the service's
+	// pipe from filling.
+	Tee func(line []byte, at time.Time)
 	// Teed is how many bytes at the front of the carry were given to Tee
 	// by the pump that left them (see PumpTee's teed): not given again.
 	Teed int
@@ -457,6 +459,12 @@ func (o *Output) PumpTee(opt PumpOptions, r io.Reader, carry []byte) (leftover [
 	prefix := opt.Prefix
 	p := len(prefix)
 	skip := opt.Teed
+	// readAt is when the last read returned: the time of the lines it
+	// completed (a carry's, when this pump started).
+	var readAt time.Time
+	if opt.Tee != nil {
+		readAt = time.Now()
+	}
 	buf := make([]byte, p+max(initialBuf, len(carry)+1))
 	// Unconsumed data is buf[start:end]; start never drops below p, so there
 	// is always room for the prefix in front of a line.
@@ -508,7 +516,7 @@ func (o *Output) PumpTee(opt PumpOptions, r io.Reader, carry []byte) (leftover [
 		if skip > 0 {
 			skip -= e - s
 		} else if opt.Tee != nil {
-			opt.Tee(buf[s : e-1])
+			opt.Tee(buf[s:e-1], readAt)
 		}
 		return true
 	}
@@ -610,6 +618,9 @@ func (o *Output) PumpTee(opt PumpOptions, r io.Reader, carry []byte) (leftover [
 		}
 		free := len(buf) - end
 		n, err := r.Read(buf[end:])
+		if opt.Tee != nil {
+			readAt = time.Now()
+		}
 		end += n
 		rerr = err
 		if n == free && len(buf)-p < maxData {

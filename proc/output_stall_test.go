@@ -252,7 +252,7 @@ func TestPumpInterrupt(t *testing.T) {
 			// Every line reaches the tee (a service's ring and log file)
 			// once, across the interruption as across a re-exec.
 			var teed []string
-			tee := func(l []byte) { teed = append(teed, string(l)) }
+			tee := func(l []byte, _ time.Time) { teed = append(teed, string(l)) }
 			done := make(chan res, 1)
 			go func() {
 				left, n, err := o.PumpTee(PumpOptions{Prefix: "svc | ", Tee: tee}, sr, nil)

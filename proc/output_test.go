@@ -358,7 +358,7 @@ func TestPumpTee(t *testing.T) {
 			var out bytes.Buffer
 			var got []string
 			o := NewOutput(&out)
-			left, teed, err := o.PumpTee(PumpOptions{Prefix: tt.prefix, Tee: func(l []byte) { got = append(got, string(l)) }},
+			left, teed, err := o.PumpTee(PumpOptions{Prefix: tt.prefix, Tee: func(l []byte, _ time.Time) { got = append(got, string(l)) }},
 				iotest.OneByteReader(strings.NewReader(tt.in)), nil)
 			if err != nil || left != nil || teed != 0 {
 				t.Fatalf("left %q teed %d err %v", left, teed, err)
@@ -375,7 +375,7 @@ func TestPumpTee(t *testing.T) {
 	var out bytes.Buffer
 	var got []string
 	o := NewOutput(&out)
-	_, _, err := o.PumpTee(PumpOptions{Tee: func(l []byte) { got = append(got, string(l)) }, Teed: len("old\n")},
+	_, _, err := o.PumpTee(PumpOptions{Tee: func(l []byte, _ time.Time) { got = append(got, string(l)) }, Teed: len("old\n")},
 		strings.NewReader("new\n"), []byte("old\n"))
 	if err != nil || out.String() != "old\nnew\n" || len(got) != 1 || got[0] != "new" {
 		t.Errorf("carry: wrote %q, teed %q, err %v", out.String(), got, err)

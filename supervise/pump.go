@@ -17,11 +17,11 @@ type pump struct {
 	r       *os.File
 	out     *proc.Output
 	stderr  bool
-	prefix  string          // "NAME | " for log: prefix, "" for inherit
-	tee     func([]byte)    // the service's ring and log file
-	carry   []byte          // output to start with (after a re-exec): a partial line, or what an interrupted pump did not write
-	teed    int             // bytes at the front of carry already given to tee
-	stopped chan pumpResult // one result per runPump
+	prefix  string                  // "NAME | " for log: prefix, "" for inherit
+	tee     func([]byte, time.Time) // the service's ring and log file
+	carry   []byte                  // output to start with (after a re-exec): a partial line, or what an interrupted pump did not write
+	teed    int                     // bytes at the front of carry already given to tee
+	stopped chan pumpResult         // one result per runPump
 	eof     atomic.Bool
 }
 

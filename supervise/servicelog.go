@@ -35,9 +35,8 @@ func passesThrough(svc *service) bool {
 // the log file's queue. Neither waits for a reader or a disk: a full queue
 // drops the line for the file (counted by the rotator), never for the
 // service's own destination.
-func (l *svcLog) tee(stream svclog.Stream) func([]byte) {
-	return func(line []byte) {
-		now := time.Now()
+func (l *svcLog) tee(stream svclog.Stream) func([]byte, time.Time) {
+	return func(line []byte, now time.Time) {
 		l.ring.AppendText(now, stream, line)
 		if r := l.rot.Load(); r != nil {
 			r.WriteText(now, stream, line)
