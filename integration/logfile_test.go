@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -387,4 +388,65 @@ func TestLogFileReload(t *testing.T) {
 	}
 	v.signal(unix.SIGTERM)
 	v.wait(20 * time.Second)
+}
+
+// TestLogFileFullDisk: a log file on a full filesystem is logged once,
+// its lost lines are counted in status, and neither the service nor its
+// lines to stdout or to `vigil logs` wait or go missing.
+func TestLogFileFullDisk(t *testing.T) {
+	dir := t.TempDir()
+	mnt := filepath.Join(dir, "small")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, "size=64k"); err != nil {
+		t.Skipf("cannot mount a small tmpfs: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
+	sock := filepath.Join(dir, "sock")
+	const n = 2000 // lines of 100 bytes on each stream: 400 KB for a 64 KiB disk
+	cfg := config(t, dir, `{"services": [
+		{"name": "web", "command": "$T lines `+strconv.Itoa(n)+` web 100; echo done; exec sleep 1000", "log": "prefix",
+		 "log_file": {"path": "$D/small/web.log", "max_size": "1MiB", "max_files": 0}}
+	]}`)
+	var stdout syncBuffer
+	v := start(t, modes[0], opts{env: []string{"VIGIL_SOCKET=" + sock}, setup: func(c *exec.Cmd) { c.Stdout = &stdout }}, "-c", cfg)
+	waitFor(t, 30*time.Second, "the service's last line on stdout", func() bool { return strings.Contains(stdout.String(), "web | done\n") })
+	outLines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	for i := range outLines {
+		outLines[i] = strings.TrimPrefix(outLines[i], "web | ")
+	}
+	if got := checkRun(t, "stdout", outLines, "web", "out", n-1); got != n {
+		t.Errorf("stdout has %d lines, want %d", got, n)
+	}
+	_, out, _ := ctl(t, sock, "logs", "-n", "1", "web")
+	if out != "done\n" {
+		t.Errorf("vigil logs -n 1: %q", out)
+	}
+	// The lines written whole; a line cut by ENOSPC counts as dropped.
+	kept := func() uint64 {
+		b, _ := os.ReadFile(filepath.Join(mnt, "web.log"))
+		return uint64(strings.Count(string(b), "\n"))
+	}
+	var dropped uint64
+	waitFor(t, 10*time.Second, "every line written or counted as dropped", func() bool {
+		_, out, _ := ctl(t, sock, "status", "--json")
+		var st struct {
+			Services []struct {
+				Dropped uint64 `json:"log_file_dropped"`
+			} `json:"services"`
+		}
+		if json.Unmarshal([]byte(out), &st) != nil || len(st.Services) != 1 {
+			return false
+		}
+		dropped = st.Services[0].Dropped
+		return dropped > 0 && kept()+dropped == 2*n+1
+	})
+	if c := strings.Count(v.stderr.String(), "cannot write the log file"); c != 1 {
+		t.Errorf("the full disk was logged %d times, want once", c)
+	}
+	v.signal(unix.SIGTERM)
+	if code := v.wait(20 * time.Second); code != 0 {
+		t.Errorf("vigil exit %d", code)
+	}
 }
