@@ -60,7 +60,11 @@ func (c Client) logs(req request) int {
 				fmt.Fprintf(c.Stderr, "vigil logs: %v\n", err)
 				return ExitFailed
 			}
-			req.Since, req.Lines = p.last, 1<<30
+			// From the time of the last line printed, that time included:
+			// the lines of one read share their time, and some of them may
+			// not have been sent yet. Those that were are skipped.
+			req.Since, req.Lines = p.last.Add(-time.Nanosecond), 1<<30
+			p.resume()
 			if p.last.IsZero() {
 				req.Since = started
 			}
@@ -88,6 +92,44 @@ type logPrinter struct {
 	stderr io.Writer
 	names  bool      // prefix each line with its service's name
 	last   time.Time // of the last line printed
+	// atLast are the lines printed with the time last, by service, in
+	// order; skip, after a reconnection, those of them still to be seen
+	// again.
+	atLast map[string][]string
+	skip   map[string][]string
+}
+
+// resume prepares for the lines a new connection sends again: those
+// printed at the last time.
+func (p *logPrinter) resume() {
+	p.skip = map[string][]string{}
+	for k, v := range p.atLast {
+		p.skip[k] = append([]string(nil), v...)
+	}
+}
+
+// seen reports whether l was printed before a reconnection, and keeps
+// track of the lines at the last time.
+func (p *logPrinter) seen(l LogLine) bool {
+	key := l.Stream + " " + l.Text
+	if p.skip != nil && l.Time.Equal(p.last) {
+		if q := p.skip[l.Service]; len(q) > 0 && q[0] == key {
+			p.skip[l.Service] = q[1:]
+			return true
+		}
+	}
+	switch {
+	case l.Time.After(p.last):
+		p.last, p.atLast, p.skip = l.Time, map[string][]string{}, nil
+	case l.Time.Before(p.last):
+		// Another service's older line: printed, not asked for again.
+		return false
+	}
+	if p.atLast == nil {
+		p.atLast = map[string][]string{}
+	}
+	p.atLast[l.Service] = append(p.atLast[l.Service], key)
+	return false
 }
 
 // stream sends req on conn and prints the replies until the last one.
@@ -137,13 +179,15 @@ func (p *logPrinter) stream(ctx context.Context, conn *net.UnixConn, req request
 			return errRefused
 		}
 		for _, l := range rep.Logs {
+			if p.seen(l) {
+				continue
+			}
 			if p.names {
 				p.out.WriteString(l.Service)
 				p.out.WriteString(" | ")
 			}
 			p.out.WriteString(l.Text)
 			p.out.WriteByte('\n')
-			p.last = l.Time
 		}
 		if err := p.out.Flush(); err != nil {
 			// Whoever reads our output is gone (| head): done.

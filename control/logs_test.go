@@ -142,3 +142,33 @@ func TestLogsFollowerNotReading(t *testing.T) {
 	waitUntil(t, "the stalled follower to be dropped", func() bool { return h.followers.Load() == 0 })
 	c.Close()
 }
+
+// After a reconnection the server sends again the lines at the time of the
+// last one printed (lines of one read share their time): those printed
+// are skipped, the others printed.
+func TestLogPrinterResume(t *testing.T) {
+	t0 := time.Unix(100, 0)
+	l := func(svc string, sec int, text string) LogLine {
+		return LogLine{Service: svc, Time: t0.Add(time.Duration(sec) * time.Second), Stream: "stdout", Text: text}
+	}
+	var p logPrinter
+	var printed []string
+	show := func(lines ...LogLine) {
+		for _, x := range lines {
+			if !p.seen(x) {
+				printed = append(printed, x.Service+":"+x.Text)
+			}
+		}
+	}
+	show(l("a", 1, "x"), l("a", 2, "y1"), l("b", 2, "z1"), l("a", 2, "y2"))
+	p.resume()
+	// The new image sends everything from time 2 on, merged otherwise.
+	show(l("a", 2, "y1"), l("a", 2, "y2"), l("a", 2, "y3"), l("b", 2, "z1"), l("b", 3, "w"))
+	// A second loss right away.
+	p.resume()
+	show(l("b", 3, "w"), l("a", 4, "v"))
+	want := "a:x a:y1 b:z1 a:y2 a:y3 b:w a:v"
+	if got := strings.Join(printed, " "); got != want {
+		t.Errorf("printed %q, want %q", got, want)
+	}
+}
