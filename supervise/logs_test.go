@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/vigil-init/vigil/config"
 	"github.com/vigil-init/vigil/control"
 	"github.com/vigil-init/vigil/proc"
+	"github.com/vigil-init/vigil/reaper"
 	"github.com/vigil-init/vigil/supervise/svclog"
 )
 
@@ -220,5 +222,47 @@ func TestLogsVerb(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("follow did not end when its only service was removed")
+	}
+}
+
+// TestHandoffCarriesRings freezes a supervisor whose services keep lines
+// and adopts its handoff in another: each ring comes over whole, and the
+// log file is open again in the new image.
+func TestHandoffCarriesRings(t *testing.T) {
+	r := reaper.New(nil)
+	defer r.Stop()
+	file := filepath.Join(t.TempDir(), "f.log")
+	services := []config.Service{
+		crashLooper("p"), crashLooper("f"), crashLooper("quiet"),
+	}
+	services[0].Log = config.LogPrefix
+	services[1].LogFile = &config.LogFile{Path: file, MaxSize: 1 << 20}
+	old := testSupervisor(t, Options{Reaper: r, Services: services})
+	t0 := time.Unix(3_000_000, 0)
+	for _, name := range []string{"p", "f"} {
+		old.openLog(old.byName[name], nil)
+		for i := range 3 {
+			old.byName[name].log.ring.Append(svclog.Line{Time: t0.Add(time.Duration(i)), Stream: svclog.Stderr, Text: name + strings.Repeat("!", i)})
+		}
+	}
+	t.Cleanup(old.closeLogs)
+	h, _, thaw := old.freeze()
+	thaw()
+	h = viaWire(t, h)
+
+	s := testSupervisor(t, Options{Reaper: r, Handoff: &h})
+	t.Cleanup(s.closeLogs)
+	s.resume()
+	for _, name := range []string{"p", "f"} {
+		got, want := s.byName[name].log.ring.Last(-1), old.byName[name].log.ring.Last(-1)
+		if len(got) != 3 || !reflect.DeepEqual(got, want) {
+			t.Errorf("%s's ring after the re-exec: %v, want %v", name, got, want)
+		}
+	}
+	if l := s.byName["quiet"].log; l != nil {
+		t.Errorf("quiet keeps a ring after the re-exec; its output never passed through vigil")
+	}
+	if l := s.byName["f"].log; l.rot.Load() == nil || l.file.Path != file {
+		t.Errorf("f's log file is not open after the re-exec")
 	}
 }
