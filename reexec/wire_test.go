@@ -48,7 +48,7 @@ func fullHandoff() Handoff {
 			StartTime: 123456, Started: at, Retries: 2, Restarts: 9, LastExit: &last, Want: true,
 			Pipes:  []HandoffPipe{{FD: 7, Stderr: true, Carry: []byte("a line\nhalf a li"), Teed: 7}},
 			Notify: 9, Due: 6e9, Reserved: true, Stopping: true, KillAt: 8e9, RestartAfterStop: true,
-			LogRing: []byte{1, 2, 3},
+			LogRing: RawBytes{1, 2, 3},
 		}},
 	}
 }

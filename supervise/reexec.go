@@ -29,6 +29,10 @@ type Reexecer interface {
 // descriptors that must survive the exec, and thaw, which undoes it all if
 // the exec fails.
 func (s *Supervisor) freeze() (h reexec.Handoff, keep []int, thaw func()) {
+	// The rings are copied into the handoff, then its encoding: room for
+	// them three times until the exec, or the collector runs through
+	// the pause.
+	s.logMemory(3)
 	s.stopPumps()
 	// Every line the pumps took is in the rings and the files' queues now:
 	// the queues go to disk (the new image appends), the rings into the
@@ -91,7 +95,7 @@ func (s *Supervisor) freeze() (h reexec.Handoff, keep []int, thaw func()) {
 			hs.Pipes = append(hs.Pipes, reexec.HandoffPipe{FD: fd, Stderr: p.stderr, Carry: p.carry, Teed: p.teed})
 		}
 		if svc.log != nil {
-			hs.LogRing, _ = svc.log.ring.AppendBinary(nil)
+			hs.LogRing = svc.log.ring // encoded straight into the handoff
 		}
 		if svc.notify != nil {
 			hs.Notify = int(svc.notify.Fd())
@@ -100,6 +104,7 @@ func (s *Supervisor) freeze() (h reexec.Handoff, keep []int, thaw func()) {
 		h.Services = append(h.Services, hs)
 	}
 	return h, keep, func() {
+		s.logMemory(1)
 		held.Release()
 		for _, e := range pending {
 			s.o.Exits.Deliver(e)
@@ -183,9 +188,16 @@ func (s *Supervisor) adopt(h *reexec.Handoff) {
 		svc.fromHandoff(hs)
 		var ring *svclog.Ring
 		if hs.LogRing != nil {
-			if ring, _, err = svclog.DecodeRing(hs.LogRing); err != nil {
+			raw, ok := hs.LogRing.(reexec.RawBytes)
+			if !ok { // handed over in-process, not through the wire
+				raw, _ = hs.LogRing.AppendBinary(nil)
+			}
+			if ring, _, err = svclog.DecodeRing(raw); err != nil {
 				s.log.Error("the log ring handed over is damaged; starting an empty one", "service", svc.Name, "err", err)
 			}
+			// The handoff stays in Options: its copy of the ring must not
+			// stay alive beside the ring.
+			hs.LogRing = nil
 		}
 		if ring != nil || passesThrough(svc) {
 			if ring == nil {
@@ -246,6 +258,8 @@ func (s *Supervisor) adopt(h *reexec.Handoff) {
 	if len(adopted) > 0 {
 		s.o.Reaper.Adopt(s.o.Exits, adopted...)
 	}
+	// Every ring is copied out of the handoff's mapping.
+	h.Release()
 	s.link()
 }
 

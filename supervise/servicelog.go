@@ -187,7 +187,11 @@ func (s *Supervisor) flushLogs(d time.Duration) {
 
 // logMemoryChanged tells Options.LogMemory what the rings may take at most
 // now.
-func (s *Supervisor) logMemoryChanged() {
+func (s *Supervisor) logMemoryChanged() { s.logMemory(1) }
+
+// logMemory tells Options.LogMemory copies times what the rings may take
+// at most (a re-exec copies them).
+func (s *Supervisor) logMemory(copies int64) {
 	if s.o.LogMemory == nil {
 		return
 	}
@@ -197,5 +201,5 @@ func (s *Supervisor) logMemoryChanged() {
 			n++
 		}
 	}
-	s.o.LogMemory(int64(n) * int64(s.ringSize))
+	s.o.LogMemory(copies * int64(n) * int64(s.ringSize))
 }

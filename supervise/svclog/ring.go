@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 )
@@ -300,6 +301,19 @@ func (f *Follower) Next(ctx context.Context, limit int) (lines []Line, lost uint
 // not survive the re-exec.
 const ringVersion = 1
 
+// EncodedLen is the length of the ring's encoding (AppendBinary) now.
+func (r *Ring) EncodedLen() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	used := r.tail - r.head
+	return 1 + uvarintLen(uint64(r.max)) + uvarintLen(r.next-r.first) + uvarintLen(used) + int(used)
+}
+
+func uvarintLen(v uint64) int {
+	var b [binary.MaxVarintLen64]byte
+	return binary.PutUvarint(b[:], v)
+}
+
 // AppendBinary appends the ring's encoding to b.
 func (r *Ring) AppendBinary(b []byte) ([]byte, error) {
 	r.mu.Lock()
@@ -310,7 +324,7 @@ func (r *Ring) AppendBinary(b []byte) ([]byte, error) {
 	used := r.tail - r.head
 	b = binary.AppendUvarint(b, used)
 	start := len(b)
-	b = append(b, make([]byte, used)...)
+	b = slices.Grow(b, int(used))[:start+int(used)]
 	if used > 0 {
 		r.get(r.head, b[start:])
 	}
