@@ -24,8 +24,8 @@ const followRetry = 10 * time.Second
 
 // logs is `vigil logs`: it prints the lines as they come, each prefixed
 // by its service's name when several are named. With -f it follows until
-// interrupted (exit 0) and, if vigil re-executes meanwhile, goes on with
-// the new image from the last line it printed.
+// interrupted (exit 0). If vigil re-executes meanwhile, it goes on with the
+// new image from the last line it printed.
 func (c Client) logs(req request) int {
 	ctx := context.Background()
 	if req.Follow {
@@ -51,8 +51,8 @@ func (c Client) logs(req request) int {
 			return ExitOK
 		case errors.Is(err, errRefused):
 			return ExitFailed
-		case req.Follow && (lostReply(err) || errors.As(err, &nr) && !lostAt.IsZero()):
-			// vigil re-executing: ask the new image for what came since.
+		case lostReply(err) || errors.As(err, &nr) && !lostAt.IsZero():
+			// vigil re-executing: ask the new image for the rest.
 			if lostAt.IsZero() {
 				lostAt = time.Now()
 			}
@@ -63,10 +63,13 @@ func (c Client) logs(req request) int {
 			// From the time of the last line printed, that time included:
 			// the lines of one read share their time, and some of them may
 			// not have been sent yet. Those that were are skipped.
-			req.Since, req.Lines = p.last.Add(-time.Nanosecond), 1<<30
-			p.resume()
-			if p.last.IsZero() {
-				req.Since = started
+			switch {
+			case !p.last.IsZero():
+				req.Since, req.Lines = p.last.Add(-time.Nanosecond), 1<<30
+				p.resume()
+			case req.Follow:
+				// Nothing printed yet: whatever came since we asked.
+				req.Since, req.Lines = started, 1<<30
 			}
 			select {
 			case <-ctx.Done():
