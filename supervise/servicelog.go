@@ -18,9 +18,10 @@ type svcLog struct {
 	ring *svclog.Ring
 	rot  atomic.Pointer[svclog.Rotator]
 
-	// The loop's own: the log_file rot writes, and the lines dropped by
-	// rotators already closed (reopened after a reload).
+	// The loop's own: the log_file rot writes and for whom, and the
+	// lines dropped by rotators already closed (reopened after a reload).
 	file    *config.LogFile
+	owner   [2]int // uid, gid of the files rot creates; -1: vigil's
 	dropped uint64
 }
 
@@ -86,33 +87,33 @@ func (s *Supervisor) openFile(svc *service) {
 	if l == nil {
 		return
 	}
-	open := l.rot.Load() != nil
-	if open && svc.LogFile != nil && *svc.LogFile == *l.file {
-		return
-	}
 	if svc.LogFile == nil {
 		s.closeFile(svc)
 		return
 	}
-	uid, gid := -1, -1
+	owner := [2]int{-1, -1}
 	if svc.User != "" {
 		id, err := s.identity(svc)
 		if err != nil {
 			s.log.Error("cannot open the log file: unknown user", "service", svc.Name, "path", svc.LogFile.Path, "err", err)
 			return
 		}
-		uid, gid = int(id.Credential.Uid), int(id.Credential.Gid)
+		owner = [2]int{int(id.Credential.Uid), int(id.Credential.Gid)}
 	}
+	if l.rot.Load() != nil && *svc.LogFile == *l.file && owner == l.owner {
+		return
+	}
+	uid, gid := owner[0], owner[1]
 	lf := *svc.LogFile
 	r, err := svclog.OpenRotator(lf.Path, svclog.RotatorOptions{
 		MaxSize: lf.MaxSize, MaxFiles: lf.MaxFiles, UID: uid, GID: gid,
 		Log: s.log.With("service", svc.Name),
 	})
 	if err != nil {
-		s.log.Error("cannot open the log file; lines go to the ring only until the service starts again", "service", svc.Name, "err", err)
+		s.log.Error("cannot open the log file; tried again at the service's next start", "service", svc.Name, "err", err)
 		return
 	}
-	l.file = &lf
+	l.file, l.owner = &lf, owner
 	// Swapped, not closed then opened: each line goes to the old file or
 	// to the new one, none to neither.
 	if old := l.rot.Swap(r); old != nil {
