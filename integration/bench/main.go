@@ -15,8 +15,9 @@
 //
 // A fifth (supervisors.go) sets vigil against supervisord, runit and s6, each
 // supervising the same services: start of 100 and 1000, memory and context
-// switches of the tree idle, restart latency; and vigil's `log: prefix`
-// throughput against `log: inherit`.
+// switches of the tree idle, restart latency; vigil's `log: prefix`
+// throughput against `log: inherit`, and with a `log_file`; and vigil's
+// memory with 100 services whose log rings are full.
 //
 // Run it through integration/bench/run.sh (`make bench`), which builds it and
 // its child (child/child.c) and installs the other inits and supervisor.

@@ -5,7 +5,8 @@
 # `vigil reexec` with 10 and 1000 services; then the writes of state.json
 # under a crash loop; then vigil against supervisord, runit (runsvdir) and
 # s6 (s6-svscan) with the same services (start, memory, idle wake-ups,
-# restart latency) and vigil's log prefix throughput. Prints five markdown
+# restart latency), vigil's log prefix and log_file throughput and its
+# memory with 100 services' log rings full. Prints five markdown
 # tables (figures, and the issues' targets reported, never asserted) and
 # keeps a copy in integration/bench/results/ (git-ignored).
 # Flags go to the bench program: ./integration/bench/run.sh -quick; see -h.

@@ -32,8 +32,11 @@ package main
 //     together for the window; vigil's two runs follow one another inside it.
 //   - log: vigil alone, a oneshot writing B bytes of 100-byte lines (`yes
 //     LINE | head -c B`, timed by the service itself) with `log: inherit`
-//     (straight to vigil's stdout, /dev/null) and `log: prefix` (through
-//     vigil, which writes to /dev/null).
+//     (straight to vigil's stdout, /dev/null), `log: prefix` (through
+//     vigil, which writes to /dev/null) and `log: prefix` with a
+//     `log_file` (the share of lines that reached the file reported too).
+//   - logs-rss: vigil alone with N `log: prefix` services, quiet, then each
+//     writing twice its 1 MiB ring: vigil's RSS.
 
 import (
 	"bufio"
