@@ -450,3 +450,20 @@ func TestLogFileFullDisk(t *testing.T) {
 		t.Errorf("vigil exit %d", code)
 	}
 }
+
+// TestLogFileWrittenOutAtExit: the last lines of a oneshot are in its log
+// file once vigil, which exits when every service has finished, is gone.
+func TestLogFileWrittenOutAtExit(t *testing.T) {
+	dir := t.TempDir()
+	cfg := config(t, dir, `{"services": [
+		{"name": "once", "oneshot": true, "command": "$T lines 3000 once", "log_file": "$D/once.log"}
+	]}`)
+	code, _ := run(t, modes[0], opts{env: []string{"VIGIL_SOCKET=" + filepath.Join(dir, "sock")}}, "-c", cfg)
+	if code != 0 {
+		t.Fatalf("vigil exit %d", code)
+	}
+	_, texts := logFileTexts(t, filepath.Join(dir, "once.log"), 0)
+	if n := checkRun(t, "log file", texts, "once", "out", 2999) + checkRun(t, "log file", texts, "once", "err", 2999); n != 6000 {
+		t.Errorf("%d lines in the log file, want 6000", n)
+	}
+}
