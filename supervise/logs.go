@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/vigil-init/vigil/control"
@@ -59,17 +58,17 @@ func (s *Supervisor) Logs(ctx context.Context, req control.LogsRequest, send fun
 	// The lines held now, merged by time.
 	now, cancelNow := context.WithCancel(context.Background())
 	cancelNow()
-	var held []control.LogLine
-	for _, src := range sources {
+	each := make([][]control.LogLine, len(sources))
+	for i, src := range sources {
 		for {
 			lines, _, err := src.f.Next(now, 0)
 			if err != nil || len(lines) == 0 {
 				break
 			}
-			held = appendLines(held, src.name, lines, req)
+			each[i] = appendLines(each[i], src.name, lines, req)
 		}
 	}
-	slices.SortStableFunc(held, func(a, b control.LogLine) int { return a.Time.Compare(b.Time) })
+	held := merge(each)
 	for first := true; first || len(held) > 0; first = false {
 		n := min(len(held), logBatchMax)
 		b := control.LogBatch{Lines: held[:n]}
@@ -138,6 +137,28 @@ func (s *Supervisor) Logs(ctx context.Context, req control.LogsRequest, send fun
 		}
 	}
 	return nil
+}
+
+// merge merges lists of lines by time, each list kept in its own order: a
+// ring's order is the order its lines came in, and the lines of its two
+// streams, each timed by its own pump's reads, need not be in time order.
+func merge(lists [][]control.LogLine) []control.LogLine {
+	n := 0
+	for _, l := range lists {
+		n += len(l)
+	}
+	out := make([]control.LogLine, 0, n)
+	for len(out) < n {
+		best := -1
+		for i, l := range lists {
+			if len(l) > 0 && (best < 0 || l[0].Time.Before(lists[best][0].Time)) {
+				best = i
+			}
+		}
+		out = append(out, lists[best][0])
+		lists[best] = lists[best][1:]
+	}
+	return out
 }
 
 // appendLines appends a ring's lines as name's to out, less those up to

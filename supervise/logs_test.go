@@ -266,3 +266,23 @@ func TestHandoffCarriesRings(t *testing.T) {
 		t.Errorf("f's log file is not open after the re-exec")
 	}
 }
+
+// merge interleaves services by time but keeps each ring's own order: the
+// stdout and stderr pumps time their reads apart, so a ring's lines need
+// not be in time order.
+func TestMergeKeepsEachRingsOrder(t *testing.T) {
+	at := func(svc string, sec int, text string) control.LogLine {
+		return control.LogLine{Service: svc, Time: time.Unix(int64(sec), 0), Text: text}
+	}
+	got := merge([][]control.LogLine{
+		{at("a", 1, "a1"), at("a", 5, "a5"), at("a", 3, "a3 after a5"), at("a", 6, "a6")},
+		{at("b", 2, "b2"), at("b", 4, "b4"), at("b", 7, "b7")},
+	})
+	var texts []string
+	for _, l := range got {
+		texts = append(texts, l.Text)
+	}
+	if want := "a1 b2 b4 a5 a3 after a5 a6 b7"; strings.Join(texts, " ") != want {
+		t.Errorf("merged %q, want %q", strings.Join(texts, " "), want)
+	}
+}
