@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -29,6 +30,9 @@ type fakeHandler struct {
 	block    chan struct{}    // Start waits on it (or ctx) when non-nil
 	panicOn  string
 	lastSig  syscall.Signal
+	// follow feeds Logs -f; followers counts the follows in progress.
+	follow    chan LogLine
+	followers atomic.Int32
 }
 
 func (f *fakeHandler) record(verb string, names []string) error {
@@ -117,6 +121,41 @@ func (f *fakeHandler) Reexec(ctx context.Context) error { return f.record("reexe
 
 func (f *fakeHandler) Scale(ctx context.Context, name string, n int) error {
 	return f.record(fmt.Sprintf("scale:%d", n), []string{name})
+}
+
+// Logs sends the last req.Lines of three lines per service, then with
+// Follow whatever comes on f.follow (nil: "flood" lines without end) until
+// ctx ends; f.followers counts those in progress.
+func (f *fakeHandler) Logs(ctx context.Context, req LogsRequest, send func(LogBatch) error) error {
+	if err := f.record(fmt.Sprintf("logs -n %d -f=%v", req.Lines, req.Follow), req.Names); err != nil {
+		return err
+	}
+	var b LogBatch
+	for _, n := range req.Names {
+		for i := max(0, 3-req.Lines); i < 3; i++ {
+			b.Lines = append(b.Lines, LogLine{Service: n, Stream: "stdout", Text: fmt.Sprintf("%s line %d", n, i)})
+		}
+	}
+	if err := send(b); err != nil || !req.Follow {
+		return err
+	}
+	f.followers.Add(1)
+	defer f.followers.Add(-1)
+	for {
+		var l LogLine
+		if f.follow != nil {
+			select {
+			case l = <-f.follow:
+			case <-ctx.Done():
+				return nil
+			}
+		} else {
+			l = LogLine{Service: req.Names[0], Text: strings.Repeat("flood ", 1000)}
+		}
+		if err := send(LogBatch{Lines: []LogLine{l}}); err != nil {
+			return nil
+		}
+	}
 }
 
 func intp(i int) *int { return &i }

@@ -75,6 +75,11 @@ func (h *fuzzHandler) Scale(_ context.Context, name string, n int) error {
 	return nil
 }
 
+func (h *fuzzHandler) Logs(_ context.Context, req LogsRequest, _ func(LogBatch) error) error {
+	h.note(verbLogs, req.Names, 0)
+	return nil
+}
+
 // bytesConn is a net.Conn that reads data and collects what is written.
 type bytesConn struct {
 	r   *bytes.Reader

@@ -46,9 +46,10 @@ func fullHandoff() Handoff {
 			Main: true, State: "stopping", Pid: 42, Pgid: 41,
 			Exit:      &reaper.Exit{Pid: 40, Status: 0x0100, Orphan: true},
 			StartTime: 123456, Started: at, Retries: 2, Restarts: 9, LastExit: &last, Want: true,
-			Pipes:  []HandoffPipe{{FD: 7, Stderr: true, Carry: []byte("half a li")}},
+			Pipes:  []HandoffPipe{{FD: 7, Stderr: true, Carry: []byte("a line\nhalf a li"), Teed: 7}},
 			Notify: 9, Due: 6e9, Reserved: true, Stopping: true, KillAt: 8e9, RestartAfterStop: true,
 			NextRun: time.Unix(1_700_000_600, 0), LastRun: time.Unix(1_699_999_000, 5), FailedRuns: 4, RunDue: true,
+			LogRing: RawBytes{1, 2, 3},
 		}},
 	}
 }

@@ -448,6 +448,7 @@ func (s *Supervisor) applyReload(services []config.Service) []*service {
 		case needsRestart(svc.Service, c):
 			s.log.Info("reload: changed, restarting", "service", svc.Name)
 			svc.Service = c
+			s.openFile(svc)
 			wanted := svc.desired == wantUp
 			s.stopNow(svc)
 			if wanted {
@@ -460,6 +461,10 @@ func (s *Supervisor) applyReload(services []config.Service) []*service {
 			down = append(down, svc)
 		default:
 			svc.Service = c
+			// A log_file changed, added or removed on output that
+			// passes through vigil either way: the file is reopened,
+			// the service keeps running.
+			s.openFile(svc)
 		}
 	}
 	for _, svc := range s.order {
@@ -513,8 +518,11 @@ func needsRestart(a, b config.Service) bool {
 	if a.Template != "" && b.Template != "" {
 		ea, eb = withoutVar(ea, config.InstancesVar), withoutVar(eb, config.InstancesVar)
 	}
+	// A log_file added to or removed from `log: inherit` output changes
+	// where the output goes: through vigil's pipes or straight out.
+	through := func(c config.Service) bool { return c.Log == config.LogPrefix || c.LogFile != nil }
 	return !slices.Equal(a.Argv, b.Argv) || a.Dir != b.Dir || !slices.Equal(ea, eb) ||
-		a.User != b.User || a.Log != b.Log || !reflect.DeepEqual(a.Ready, b.Ready)
+		a.User != b.User || a.Log != b.Log || !reflect.DeepEqual(a.Ready, b.Ready) || through(a) != through(b)
 }
 
 // withoutVar is env less the variable name.

@@ -99,7 +99,7 @@ func (s *Supervisor) spawn(svc *service) {
 	svc.pumps = slices.DeleteFunc(svc.pumps, func(p *pump) bool { return p.eof.Load() })
 	for _, p := range pumps {
 		svc.pumps = append(svc.pumps, p)
-		s.runPump(svc.Name, p)
+		s.runPump(p)
 	}
 	svc.pid, svc.pgid = pid, pid
 	s.byPid[pid] = svc
@@ -148,8 +148,9 @@ func (s *Supervisor) command(svc *service) (proc.Command, []*os.File, []*pump, e
 	c.Files = []uintptr{s.devnull.Fd(), 1, 2}
 	var closeAfter []*os.File
 	var pumps []*pump
-	if svc.Log == config.LogPrefix {
-		for i, out := range []*proc.Output{s.o.Stdout, s.o.Stderr} {
+	if passesThrough(svc) {
+		s.openLog(svc, nil)
+		for i := range 2 {
 			r, w, err := os.Pipe()
 			if err != nil {
 				for _, f := range closeAfter {
@@ -162,7 +163,7 @@ func (s *Supervisor) command(svc *service) (proc.Command, []*os.File, []*pump, e
 			}
 			c.Files[1+i] = w.Fd()
 			closeAfter = append(closeAfter, w)
-			pumps = append(pumps, &pump{r: r, out: out})
+			pumps = append(pumps, s.newPump(svc, r, i == 1, nil, 0))
 		}
 	}
 	if svc.Ready != nil && svc.Ready.NotifyFD > 0 {

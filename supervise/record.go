@@ -32,6 +32,9 @@ func (svc *service) status() control.ServiceStatus {
 			st.NextRun = svc.tick.at
 		}
 	}
+	if svc.log != nil {
+		st.LogFileDropped = svc.log.fileDropped()
+	}
 	return st
 }
 

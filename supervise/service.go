@@ -138,7 +138,8 @@ type service struct {
 	catchUp    bool               // at start: run once for a tick missed while vigil was down
 	cancel     context.CancelFunc // readiness check of this run
 	notify     *os.File           // read end of the notify_fd pipe until the check takes it
-	pumps      []*pump            // prefixed output being copied
+	pumps      []*pump            // output passing through vigil, being copied
+	log        *svcLog            // its ring and log file; nil unless output passes through vigil
 }
 
 // become moves svc to state to, through the table: every state change goes

@@ -146,6 +146,7 @@ func (s *Supervisor) remove(svc *service) {
 	s.disarmTick(svc)
 	s.order = slices.DeleteFunc(s.order, func(x *service) bool { return x == svc })
 	delete(s.byName, svc.Name)
+	s.dropLog(svc)
 	s.dirty = true
 }
 

@@ -26,6 +26,7 @@ import (
 	"github.com/vigil-init/vigil/reexec"
 	"github.com/vigil-init/vigil/signals"
 	"github.com/vigil-init/vigil/state"
+	"github.com/vigil-init/vigil/supervise/svclog"
 	"golang.org/x/sys/unix"
 )
 
@@ -75,6 +76,14 @@ type Options struct {
 	// may delay the main process.
 	Started func()
 
+	// RingSize is the most each service's ring of recent lines holds
+	// (`vigil logs`); 0: svclog.DefaultRingSize, 1 MiB.
+	RingSize int
+	// LogMemory, if set, is told (on the supervisor's goroutine) the most
+	// the rings may take together whenever their number changes, so that
+	// vigil's memory limit can make room for them.
+	LogMemory func(bytes int64)
+
 	// Clock and Procs replace the real time and processes (tests).
 	Clock Clock
 	Procs Procs
@@ -101,6 +110,8 @@ type Supervisor struct {
 	events  chan event
 	limiter *bucket
 	devnull *os.File
+	// ringSize is Options.RingSize, defaulted.
+	ringSize int
 
 	shuttingDown bool
 	deadline     func() bool
@@ -177,6 +188,11 @@ func New(o Options) (*Supervisor, error) {
 		events:  make(chan event, 64),
 		limiter: newBucket(o.RespawnLimit, o.Clock.Now()),
 		quit:    make(chan struct{}),
+
+		ringSize: o.RingSize,
+	}
+	if s.ringSize <= 0 {
+		s.ringSize = svclog.DefaultRingSize
 	}
 	if len(o.Services) > 0 || o.Handoff != nil {
 		devnull, err := os.Open(os.DevNull)
@@ -274,6 +290,7 @@ func (s *Supervisor) Run() int {
 		s.deadline()
 	}
 	s.drainOutput()
+	s.closeLogs()
 	return s.exitCode
 }
 

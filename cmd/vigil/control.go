@@ -136,3 +136,7 @@ func (c supervisorControl) Reexec(ctx context.Context) error {
 func (c supervisorControl) Scale(ctx context.Context, name string, n int) error {
 	return unknown(c.sup.Scale(ctx, name, n))
 }
+
+func (c supervisorControl) Logs(ctx context.Context, req control.LogsRequest, send func(control.LogBatch) error) error {
+	return unknown(c.sup.Logs(ctx, req, send))
+}

@@ -86,6 +86,7 @@ func runtime(log *slog.Logger, rp *reaper.Reaper, exits *reaper.Queue, sigs <-ch
 		Reexec:          rx,
 		ReexecInterval:  s.ReexecInterval,
 		State:           store,
+		LogMemory:       roomForRings,
 		Started: func() {
 			handler := supervisorControl{sup: sup, reload: func() ([]config.Service, []error) {
 				next, errs := load(os.Environ(), inv.flags)

@@ -15,8 +15,9 @@
 //
 // A fifth (supervisors.go) sets vigil against supervisord, runit and s6, each
 // supervising the same services: start of 100 and 1000, memory and context
-// switches of the tree idle, restart latency; and vigil's `log: prefix`
-// throughput against `log: inherit`.
+// switches of the tree idle, restart latency; vigil's `log: prefix`
+// throughput against `log: inherit`, and with a `log_file`; and vigil's
+// memory with 100 services whose log rings are full.
 //
 // A sixth (schedules.go) times the lateness of `@every 1s` jobs, counts the
 // wake-ups of an idle vigil with 100 hourly jobs, and times the start of

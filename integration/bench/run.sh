@@ -5,7 +5,8 @@
 # `vigil reexec` with 10 and 1000 services; then the writes of state.json
 # under a crash loop; then vigil against supervisord, runit (runsvdir) and
 # s6 (s6-svscan) with the same services (start, memory, idle wake-ups,
-# restart latency) and vigil's log prefix throughput; then schedules: the
+# restart latency), vigil's log prefix and log_file throughput and its
+# memory with 100 services' log rings full; then schedules: the
 # lateness of @every 1s jobs (-sched-long: 10 minutes of it), the wake-ups of
 # an idle vigil with 100 hourly jobs, the start of 1000 instances against 1000
 # definitions. Prints six markdown
