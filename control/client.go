@@ -339,7 +339,7 @@ func printStatus(w io.Writer, list []ServiceStatus, now time.Time, aligned bool)
 		defer tw.Flush()
 		out = tw
 	}
-	fmt.Fprintln(out, "NAME\tSTATE\tPID\tUPTIME\tRESTARTS\tLAST-EXIT\tREADY")
+	fmt.Fprintln(out, "NAME\tSTATE\tPID\tUPTIME\tRESTARTS\tLAST-EXIT\tREADY\tHEALTH\tLAST-CHECK-FAILURE")
 	for _, s := range list {
 		pid, uptime := "-", "-"
 		if s.Pid != 0 {
@@ -356,7 +356,16 @@ func printStatus(w io.Writer, list []ServiceStatus, now time.Time, aligned bool)
 		if s.Ready {
 			ready = "yes"
 		}
-		fmt.Fprintf(out, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", s.Name, s.State, pid, uptime, s.Restarts, last, ready)
+		health := "-"
+		if s.Health != nil {
+			health = *s.Health
+		}
+		failure := "-"
+		if s.LastCheckFailure != "" {
+			// One line per service, whatever a check's output said.
+			failure = strings.Join(strings.Fields(s.LastCheckFailure), " ")
+		}
+		fmt.Fprintf(out, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", s.Name, s.State, pid, uptime, s.Restarts, last, ready, health, failure)
 	}
 }
 

@@ -117,10 +117,13 @@ func (f *fakeHandler) Reexec(ctx context.Context) error { return f.record("reexe
 
 func intp(i int) *int { return &i }
 
+func strp(s string) *string { return &s }
+
 func newFake() *fakeHandler {
 	return &fakeHandler{
 		services: []ServiceStatus{
-			{Name: "web", State: "ready", Pid: 42, Started: time.Now().Add(-192 * time.Second), Restarts: 2, Retries: 1, LastExit: intp(143), Ready: true},
+			{Name: "web", State: "ready", Pid: 42, Started: time.Now().Add(-192 * time.Second), Restarts: 2, Retries: 1, LastExit: intp(143), Ready: true,
+				Health: strp(HealthHealthy), HealthFailures: 1, LastCheckFailure: "status 503\tService Unavailable"},
 			{Name: "db", State: "stopped"},
 		},
 		ready: true,
@@ -213,9 +216,9 @@ func TestStatusTable(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
 	want := []string{
-		"NAME\tSTATE\tPID\tUPTIME\tRESTARTS\tLAST-EXIT\tREADY",
-		"web\tready\t42\t3m12s\t2\t143\tyes",
-		"db\tstopped\t-\t-\t0\t-\tno",
+		"NAME\tSTATE\tPID\tUPTIME\tRESTARTS\tLAST-EXIT\tREADY\tHEALTH\tLAST-CHECK-FAILURE",
+		"web\tready\t42\t3m12s\t2\t143\tyes\thealthy\tstatus 503 Service Unavailable",
+		"db\tstopped\t-\t-\t0\t-\tno\t-\t-",
 	}
 	if len(lines) != len(want) {
 		t.Fatalf("got %q", out)
@@ -655,5 +658,29 @@ func TestCloseLeavesOthersSocket(t *testing.T) {
 	srv.Close()
 	if _, err := os.Lstat(path); err != nil {
 		t.Errorf("Close removed a socket it did not make: %v", err)
+	}
+}
+
+// TestStatusJSONHealth: --json carries ready, health (null without a
+// check) and the consecutive health failures of each service.
+func TestStatusJSONHealth(t *testing.T) {
+	srv, _ := serve(t, newFake())
+	code, out, errs := run(srv.Path(), "status", "--json")
+	if code != 0 || errs != "" {
+		t.Fatalf("exit %d, stderr %q", code, errs)
+	}
+	var got struct {
+		Services []map[string]any `json:"services"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil || len(got.Services) != 2 {
+		t.Fatalf("%q: %v", out, err)
+	}
+	web, db := got.Services[0], got.Services[1]
+	if web["ready"] != true || web["health"] != "healthy" || web["health_failures"] != 1.0 ||
+		web["last_check_failure"] != "status 503\tService Unavailable" {
+		t.Errorf("web: %v", web)
+	}
+	if h, ok := db["health"]; !ok || h != nil || db["ready"] != false || db["health_failures"] != 0.0 {
+		t.Errorf("db: %v", db)
 	}
 }

@@ -103,6 +103,7 @@ func (s *Supervisor) spawn(svc *service) {
 		s.watchReady(svc, cmd)
 	case !svc.Oneshot:
 		s.becomeReady(svc)
+		s.startProbes(svc)
 	}
 }
 

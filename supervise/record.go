@@ -18,11 +18,16 @@ import (
 
 // status is svc as `vigil status` shows it.
 func (svc *service) status() control.ServiceStatus {
-	return control.ServiceStatus{
+	st := control.ServiceStatus{
 		Name: svc.Name, State: string(svc.state), Pid: svc.pid, Started: svc.started,
 		Restarts: svc.restarts, Retries: svc.retries, LastExit: svc.lastExit,
-		Ready: svc.ready() || svc.state == Exited,
+		Ready:          svc.ready() || svc.state == Exited,
+		HealthFailures: svc.consecutiveHealthFailures(), LastCheckFailure: svc.lastCheckError,
 	}
+	if h := svc.healthWord(); h != "" {
+		st.Health = &h
+	}
+	return st
 }
 
 // record is svc as the state file keeps it.

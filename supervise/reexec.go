@@ -250,6 +250,18 @@ func (s *Supervisor) resume() {
 			if handed.kind == killDue {
 				s.arm(svc, killDue, handed.at)
 			}
+		case svc.state == Unhealthy:
+			// Stopped for its health by the old image: SIGKILL when due,
+			// and its exit is a failed run.
+			svc.runFailed = true
+			if handed.kind == killDue {
+				s.arm(svc, killDue, handed.at)
+			}
+		case svc.pid != 0 && svc.state == Ready:
+			// The repeating checks start afresh: their counts are not
+			// handed over, so a re-exec gives a failing check its full
+			// threshold again.
+			s.startProbes(svc)
 		case svc.pid != 0 && svc.state == Running && svc.Ready != nil:
 			if id, err := s.identity(svc); err == nil {
 				s.watchReady(svc, id)

@@ -23,7 +23,16 @@ const (
 	Exited   State = "exited"  // finished for good without failure
 	GivenUp  State = "given-up"
 	Blocked  State = "blocked" // a dependency failed for good
+	// Unhealthy: its health check failed failure_threshold times in a row;
+	// it is being stopped and the run counts as failed.
+	Unhealthy State = "unhealthy"
 )
+
+// States is every state word, in the order of a service's life.
+func States() []string {
+	return []string{string(Starting), string(Running), string(Ready), string(Unhealthy), string(Backoff),
+		string(Stopping), string(Stopped), string(Exited), string(GivenUp), string(Blocked)}
+}
 
 // transitions is the state machine: the states each state may move to.
 // become refuses anything else, so a new path through a service's life is
@@ -31,14 +40,17 @@ const (
 var transitions = map[State][]State{
 	// Spawned, or waiting; a spawn that fails is judged like any run.
 	Starting: {Running, Ready, Backoff, Exited, GivenUp, Blocked, Stopping, Stopped},
-	Running:  {Ready, Backoff, Exited, GivenUp, Stopping, Stopped, Starting},
-	Ready:    {Running, Backoff, Exited, GivenUp, Stopping, Stopped, Starting},
-	Backoff:  {Starting, Running, Ready, Exited, GivenUp, Blocked, Stopping, Stopped},
-	Stopping: {Stopped},
-	Stopped:  {Starting, Stopping},
-	Exited:   {Starting, Stopping, Stopped},
-	GivenUp:  {Starting, Stopping, Stopped},
-	Blocked:  {Starting, Stopped},
+	// Running after Ready: a continuous readiness check failed.
+	Running: {Ready, Unhealthy, Backoff, Exited, GivenUp, Stopping, Stopped, Starting},
+	Ready:   {Running, Unhealthy, Backoff, Exited, GivenUp, Stopping, Stopped, Starting},
+	// Being stopped for its health; its exit is judged a failed run.
+	Unhealthy: {Backoff, GivenUp, Stopping, Stopped, Starting},
+	Backoff:   {Starting, Running, Ready, Exited, GivenUp, Blocked, Stopping, Stopped},
+	Stopping:  {Stopped},
+	Stopped:   {Starting, Stopping},
+	Exited:    {Starting, Stopping, Stopped},
+	GivenUp:   {Starting, Stopping, Stopped},
+	Blocked:   {Starting, Stopped},
 }
 
 // allowed reports whether the table lets a service go from one state to
@@ -108,10 +120,16 @@ type service struct {
 	restarts  int // within this start of vigil
 	lastExit  *int
 
-	timer  slot
-	cancel context.CancelFunc // readiness check of this run
-	notify *os.File           // read end of the notify_fd pipe until the check takes it
-	pumps  []*pump            // prefixed output being copied
+	timer slot
+	// health and readiness are the repeating checks of the current run
+	// (nil: none running); see health.go.
+	health, readiness *probe
+	healthy           bool               // the health check has not reached its threshold
+	healthFailures    uint64             // failed health attempts within this start of vigil
+	lastCheckError    string             // the last failure of a health or readiness attempt
+	cancel            context.CancelFunc // readiness check of this run
+	notify            *os.File           // read end of the notify_fd pipe until the check takes it
+	pumps             []*pump            // prefixed output being copied
 }
 
 // become moves svc to state to, through the table: every state change goes

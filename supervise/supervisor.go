@@ -75,9 +75,11 @@ type Options struct {
 	// may delay the main process.
 	Started func()
 
-	// Clock and Procs replace the real time and processes (tests).
-	Clock Clock
-	Procs Procs
+	// Clock, Procs and Checker replace the real time, processes and
+	// check attempts (tests).
+	Clock   Clock
+	Procs   Procs
+	Checker Checker
 }
 
 // Saver is where the state goes (state.Store).
@@ -94,6 +96,7 @@ type Supervisor struct {
 	log     *slog.Logger
 	clock   Clock
 	procs   Procs
+	checker Checker
 	order   []*service // config order; main first
 	byName  map[string]*service
 	byPid   map[int]*service // running leaders
@@ -176,6 +179,10 @@ func New(o Options) (*Supervisor, error) {
 		events:  make(chan event, 64),
 		limiter: newBucket(o.RespawnLimit, o.Clock.Now()),
 		quit:    make(chan struct{}),
+	}
+	s.checker = o.Checker
+	if s.checker == nil {
+		s.checker = reaperChecker{r: o.Reaper, stdin: func() uintptr { return s.devnull.Fd() }}
 	}
 	if len(o.Services) > 0 || o.Handoff != nil {
 		devnull, err := os.Open(os.DevNull)
@@ -287,6 +294,10 @@ func (s *Supervisor) handle(ev event) {
 		s.timerFired(ev.svc, ev.gen)
 	case readyEvent:
 		s.readyDone(ev.svc, ev.run, ev.err)
+	case probeTickEvent:
+		s.probeTick(ev.svc, ev.p, ev.gen)
+	case probeEvent:
+		s.probeDone(ev.svc, ev.p, ev.seq, ev.err)
 	case callEvent:
 		ev.f()
 	case reexecEvent:
