@@ -14,6 +14,7 @@ import (
 	"github.com/vigil-init/vigil/control/httpd"
 	"github.com/vigil-init/vigil/proc"
 	"github.com/vigil-init/vigil/reaper"
+	"github.com/vigil-init/vigil/signals"
 )
 
 // A probe is a check that repeats while a run lasts: the health check, and
@@ -219,7 +220,7 @@ func (s *Supervisor) probeDone(svc *service, p *probe, seq int, err error) {
 		}
 		svc.healthy = false
 		s.become(svc, Unhealthy, slog.LevelError, "unhealthy: stopping it, the run counts as failed",
-			"failures", p.failures, "err", err, "signal", svc.StopSignal)
+			"failures", p.failures, "err", err, "signal", signals.Name(svc.StopSignal))
 		svc.runFailed = true
 		s.stopProbes(svc)
 		s.signalStop(svc)
@@ -281,12 +282,12 @@ func attempt(ctx context.Context, c Check, r *reaper.Reaper, id proc.Command, st
 		var d net.Dialer
 		conn, err := d.DialContext(ctx, "tcp", c.TCP)
 		if err != nil {
-			return timedOut(ctx, err)
+			return timedOut(ctx, c.TCP, err)
 		}
 		conn.Close()
 		return nil
 	case c.HTTP != "":
-		return timedOut(ctx, httpd.Check(ctx, c.HTTP))
+		return httpd.Check(ctx, c.HTTP) // its error names a timeout
 	case c.File != "":
 		_, err := os.Stat(c.File)
 		return err
@@ -296,11 +297,11 @@ func attempt(ctx context.Context, c Check, r *reaper.Reaper, id proc.Command, st
 	return errors.New("no check")
 }
 
-// timedOut names a deadline as such: "i/o timeout" or "context deadline
-// exceeded" say less to the operator.
-func timedOut(ctx context.Context, err error) error {
-	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return fmt.Errorf("timed out: %w", err)
+// timedOut names a deadline as such: "context deadline exceeded" says
+// less to the operator.
+func timedOut(ctx context.Context, addr string, err error) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("connect %s: timed out", addr)
 	}
 	return err
 }

@@ -116,6 +116,7 @@ type Supervisor struct {
 	watchers     []*watcher
 	exitCode     int
 	exitFixed    bool
+	forwarded    uint64 // signals forwarded to a group (the metrics)
 }
 
 // event is what reaches the loop besides signals and exits.
@@ -475,6 +476,7 @@ func (s *Supervisor) signalGroup(svc *service, sig syscall.Signal) {
 		s.log.Debug("cannot forward signal", "service", svc.Name, "signal", signals.Name(sig), "err", err)
 		return
 	}
+	s.forwarded++
 	s.log.Debug("forwarded signal", "service", svc.Name, "signal", signals.Name(sig))
 }
 
