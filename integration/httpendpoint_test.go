@@ -54,10 +54,24 @@ func curl(t *testing.T, args ...string) (int, string) {
 // scrape reads /metrics into "name{labels}" -> value.
 func scrape(t *testing.T, base string) map[string]float64 {
 	t.Helper()
-	code, body := httpGet(t, "GET", base+"/metrics")
-	if code != 200 {
-		t.Fatalf("/metrics: %d %s", code, body)
+	m, err := tryScrape(base)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return m
+}
+
+func tryScrape(base string) (map[string]float64, error) {
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get(base + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		return nil, fmt.Errorf("/metrics: %d %s %v", resp.StatusCode, b, err)
+	}
+	body := string(b)
 	m := map[string]float64{}
 	sc := bufio.NewScanner(strings.NewReader(body))
 	for sc.Scan() {
@@ -68,11 +82,11 @@ func scrape(t *testing.T, base string) map[string]float64 {
 		i := strings.LastIndexByte(l, ' ')
 		v, err := strconv.ParseFloat(l[i+1:], 64)
 		if err != nil {
-			t.Fatalf("metrics line %q: %v", l, err)
+			return nil, fmt.Errorf("metrics line %q: %v", l, err)
 		}
 		m[l[:i]] = v
 	}
-	return m
+	return m, nil
 }
 
 func b2f(b bool) float64 {
@@ -393,5 +407,52 @@ func TestHTTPPrometheusScrape(t *testing.T) {
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
 		return bytes.Contains(b, []byte(`"status":"success"`)) && bytes.Contains(b, []byte(`"result":[{`))
+	})
+}
+
+// TestHTTPAcrossReexec: after `vigil reexec` the new image listens again,
+// and the counters carry over: re-execs, orphans, forwarded signals,
+// health failures; a failing health check goes on counting.
+func TestHTTPAcrossReexec(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "vigil.sock")
+	addr := freeAddr(t)
+	base := "http://" + addr
+	cfg := config(t, dir, `{"http": "`+addr+`", "services": [
+		{"name": "o", "command": ["$T", "orphans", "3", "$D/o"]},
+		{"name": "h", "command": ["$T", "record", "$D/h"],
+		 "health": {"exec": ["false"], "interval": "200ms", "timeout": "100ms", "failure_threshold": 1000000}}]}`)
+	v := start(t, modes[0], opts{env: []string{"VIGIL_SOCKET=" + sock}}, "-c", cfg)
+	waitReady(t, filepath.Join(dir, "o"))
+	v.signal(unix.SIGUSR1)
+	waitForLine(t, filepath.Join(dir, "o"), "SIGUSR1", 1)
+	var before map[string]float64
+	waitFor(t, 30*time.Second, "3 orphans, 3 health failures", func() bool {
+		before = scrape(t, base)
+		return before["vigil_orphans_reaped_total"] >= 3 && before[`vigil_service_health_failures_total{service="h"}`] >= 3
+	})
+	if code, _, errs := ctl(t, sock, "reexec"); code != 0 {
+		t.Fatalf("reexec: %d %s", code, errs)
+	}
+	var after map[string]float64
+	// A request in the gap of the exec is refused or cut: retried.
+	waitFor(t, 30*time.Second, "the endpoint after the re-exec", func() bool {
+		var err error
+		after, err = tryScrape(base)
+		return err == nil && after["vigil_reexecs_total"] == 1
+	})
+	for _, m := range []string{"vigil_orphans_reaped_total", "vigil_signals_forwarded_total", `vigil_service_health_failures_total{service="h"}`,
+		"vigil_start_time_seconds"} {
+		if after[m] < before[m] || before[m] == 0 {
+			t.Errorf("%s: %v before the re-exec, %v after", m, before[m], after[m])
+		}
+	}
+	// The same to the kernel's clock tick (10 ms), give or take one.
+	if d := after["vigil_start_time_seconds"] - before["vigil_start_time_seconds"]; d < -0.015 || d > 0.015 {
+		t.Errorf("start time %v -> %v", before["vigil_start_time_seconds"], after["vigil_start_time_seconds"])
+	}
+	n := after[`vigil_service_health_failures_total{service="h"}`]
+	waitFor(t, 30*time.Second, "the health check to go on after the re-exec", func() bool {
+		return scrape(t, base)[`vigil_service_health_failures_total{service="h"}`] > n
 	})
 }

@@ -28,6 +28,11 @@ type Handoff struct {
 	// starts with a full bucket and waits each backoff again.
 	Clock  int64
 	Bucket *HandoffBucket
+	// Orphans and Forwarded are the counters of the metrics
+	// (vigil_orphans_reaped_total, vigil_signals_forwarded_total): a
+	// re-exec keeps the process, so it keeps its counts.
+	Orphans   uint64
+	Forwarded uint64
 
 	// checked delivers, in the order of Services, whether each one's Pid
 	// is still the process handed over (see CheckProcesses).
@@ -113,6 +118,9 @@ type HandoffService struct {
 	Stopping         bool
 	KillAt           int64
 	RestartAfterStop bool
+	// HealthFailures counts the failed health checks of the service since
+	// vigil started (a metric's counter).
+	HealthFailures uint64
 }
 
 // Clock pairs a reading of time.Now with one of CLOCK_MONOTONIC, to

@@ -273,6 +273,8 @@ func (h *Handoff) AppendBinary(b []byte) ([]byte, error) {
 		for i := range h.Services {
 			w.handoffService(&h.Services[i])
 		}
+		w.uint(h.Orphans)
+		w.uint(h.Forwarded)
 	})
 	return w.b, nil
 }
@@ -312,6 +314,8 @@ func (h *Handoff) UnmarshalBinary(data []byte) error {
 				r.handoffService(&h.Services[i])
 			}
 		}
+		h.Orphans = r.uint()
+		h.Forwarded = r.uint()
 	})
 	return r.end()
 }
@@ -354,6 +358,7 @@ func (w *wireWriter) handoffService(hs *HandoffService) {
 		w.bool(hs.Stopping)
 		w.int(hs.KillAt)
 		w.bool(hs.RestartAfterStop)
+		w.uint(hs.HealthFailures)
 	})
 }
 
@@ -398,6 +403,7 @@ func (r *wireReader) handoffService(hs *HandoffService) {
 		hs.Stopping = r.bool()
 		hs.KillAt = r.int()
 		hs.RestartAfterStop = r.bool()
+		hs.HealthFailures = r.uint()
 	})
 }
 

@@ -378,7 +378,11 @@ func (s *Supervisor) applyReload(services []config.Service) []*service {
 			}
 			down = append(down, svc)
 		default:
+			changed := !reflect.DeepEqual(svc.Health, c.Health)
 			svc.Service = c
+			if changed {
+				s.restartHealth(svc)
+			}
 		}
 	}
 	for _, c := range services {

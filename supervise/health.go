@@ -98,6 +98,17 @@ func (s *Supervisor) startProbes(svc *service) {
 	}
 }
 
+// restartHealth applies a health check changed by a reload to the
+// current run: the old one ends, the new one starts over after its
+// start_period.
+func (s *Supervisor) restartHealth(svc *service) {
+	s.stopProbe(svc.health)
+	svc.health = nil
+	if svc.state == Ready || svc.state == Running && svc.readiness != nil {
+		s.startProbes(svc)
+	}
+}
+
 // stopProbes ends svc's repeating checks: the run ended or is being stopped.
 func (s *Supervisor) stopProbes(svc *service) {
 	s.stopProbe(svc.health)

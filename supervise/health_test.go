@@ -305,3 +305,39 @@ func TestChecksStop(t *testing.T) {
 		t.Error("b unhealthy after shutdown began")
 	}
 }
+
+// TestReloadHealth: a health check added, changed or removed by a reload
+// applies to the running process without a restart.
+func TestReloadHealth(t *testing.T) {
+	h := config.Health{TCP: "127.0.0.1:80", Interval: time.Second, Timeout: 500 * time.Millisecond, FailureThreshold: 2}
+	m := newMachine(t, Options{}, svc("a"))
+	m.start()
+	pid := m.s.byName["a"].pid
+	m.advance(time.Minute)
+	if len(m.checks.attempts) != 0 {
+		t.Fatal("checked without a check")
+	}
+	m.s.applyReload([]config.Service{svc("a", healthy(h))})
+	m.advance(0)
+	m.end("a", errRefused)
+	h2 := h
+	h2.FailureThreshold = 5
+	m.s.applyReload([]config.Service{svc("a", healthy(h2))})
+	m.advance(0)
+	if st := m.s.byName["a"].status(); st.HealthFailures != 0 {
+		t.Errorf("a changed check kept %d failures", st.HealthFailures)
+	}
+	m.end("a", errRefused)
+	m.advance(time.Second)
+	m.end("a", errRefused)
+	m.expect("a", Ready) // 2 of 5
+	m.s.applyReload([]config.Service{svc("a")})
+	n := len(m.checks.attempts)
+	m.advance(time.Minute)
+	if len(m.checks.attempts) != n {
+		t.Error("checked after the check was removed")
+	}
+	if a := m.s.byName["a"]; a.pid != pid || a.restarts != 0 || a.status().Health != nil {
+		t.Errorf("pid %d (was %d), restarts %d, health %v", a.pid, pid, a.restarts, a.status().Health)
+	}
+}

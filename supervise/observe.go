@@ -33,9 +33,16 @@ func (s *Supervisor) Metrics(ctx context.Context) (metrics.Snapshot, error) {
 		}
 		snap.SignalsForwarded = s.forwarded
 		snap.Reexecs = uint64(s.o.Generation)
-		if s.o.Reaper != nil {
-			snap.OrphansReaped = s.o.Reaper.Orphans()
-		}
+		snap.OrphansReaped = s.orphans()
 	})
 	return snap, err
+}
+
+// orphans counts the orphans reaped since vigil started, re-execs
+// included.
+func (s *Supervisor) orphans() uint64 {
+	if s.o.Reaper == nil {
+		return s.orphanBase
+	}
+	return s.orphanBase + s.o.Reaper.Orphans()
 }

@@ -52,6 +52,7 @@ func (svc *service) handoff(clock *reexec.Clock) reexec.HandoffService {
 		Want: svc.desired == wantUp, Notify: -1,
 		Stopping:         svc.state == Stopping,
 		RestartAfterStop: svc.state == Stopping && svc.desired == wantUp,
+		HealthFailures:   svc.healthFailures,
 	}
 	switch svc.timer.kind {
 	case restartDue, tokenDue:
@@ -72,6 +73,10 @@ func (svc *service) handoff(clock *reexec.Clock) reexec.HandoffService {
 func (svc *service) fromHandoff(hs *reexec.HandoffService) {
 	svc.state, svc.pgid, svc.started = State(hs.State), hs.Pgid, hs.Started
 	svc.retries, svc.restarts, svc.lastExit = hs.Retries, hs.Restarts, hs.LastExit
+	svc.healthFailures = hs.HealthFailures
+	// An unhealthy service was being stopped for its health: its exit is
+	// still a failed run.
+	svc.runFailed = svc.state == Unhealthy
 	svc.desired = wantDown
 	if hs.Want {
 		svc.desired = wantUp

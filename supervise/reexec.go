@@ -42,6 +42,7 @@ func (s *Supervisor) freeze() (h reexec.Handoff, keep []int, thaw func()) {
 	}
 	h.Generation = s.o.Generation + 1
 	h.Panics = s.panics
+	h.Orphans, h.Forwarded = s.orphanBase+held.Orphans(), s.forwarded
 	var clock *reexec.Clock
 	if c, err := reexec.ReadClock(); err != nil {
 		s.log.Error("the respawn limit and pending restarts start afresh in the new image", "err", err)
@@ -251,9 +252,8 @@ func (s *Supervisor) resume() {
 				s.arm(svc, killDue, handed.at)
 			}
 		case svc.state == Unhealthy:
-			// Stopped for its health by the old image: SIGKILL when due,
-			// and its exit is a failed run.
-			svc.runFailed = true
+			// Stopped for its health by the old image: SIGKILL when due;
+			// its exit is a failed run (fromHandoff).
 			if handed.kind == killDue {
 				s.arm(svc, killDue, handed.at)
 			}

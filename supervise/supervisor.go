@@ -117,6 +117,7 @@ type Supervisor struct {
 	exitCode     int
 	exitFixed    bool
 	forwarded    uint64 // signals forwarded to a group (the metrics)
+	orphanBase   uint64 // orphans reaped by the images before this one
 }
 
 // event is what reaches the loop besides signals and exits.
@@ -203,6 +204,7 @@ func New(o Options) (*Supervisor, error) {
 	if o.Handoff != nil {
 		s.o.Generation = o.Handoff.Generation
 		s.panics = o.Handoff.Panics
+		s.orphanBase, s.forwarded = o.Handoff.Orphans, o.Handoff.Forwarded
 		s.adopt(o.Handoff)
 		return s, nil
 	}

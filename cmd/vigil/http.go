@@ -89,21 +89,22 @@ func (h httpSource) Metrics(w io.Writer) error {
 
 // processStart is when this process started: a re-exec keeps it, as it
 // keeps the PID. It is derived from the kernel's start time of the process
-// (in clock ticks since boot); if that cannot be read, now.
+// (in clock ticks since boot), rounded to the tick so that each image
+// computes the same value; if it cannot be read, now.
 func processStart() time.Time {
 	now := time.Now()
 	ticks, err := reexec.StartTime(os.Getpid())
 	if err != nil || ticks == 0 {
 		return now
 	}
+	const tick = time.Second / 100 // the kernel's USER_HZ, fixed for userspace
 	var boot unix.Timespec
 	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &boot); err != nil {
 		return now
 	}
-	const userHZ = 100 // the kernel's USER_HZ, fixed for userspace
-	since := time.Duration(boot.Nano()) - time.Duration(ticks)*(time.Second/userHZ)
+	since := time.Duration(boot.Nano()) - time.Duration(ticks)*tick
 	if since < 0 {
 		return now
 	}
-	return now.Add(-since)
+	return now.Add(-since).Round(tick)
 }
