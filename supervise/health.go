@@ -279,9 +279,10 @@ type reaperChecker struct {
 
 func (c reaperChecker) Attempt(ck Check, id proc.Command, timeout time.Duration, done func(error)) func() {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	stdin := c.stdin() // on the loop: devnull is closed when Run ends
 	go func() {
 		defer cancel()
-		done(attempt(ctx, ck, c.r, id, c.stdin()))
+		done(attempt(ctx, ck, c.r, id, stdin))
 	}()
 	return cancel
 }

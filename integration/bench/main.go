@@ -13,6 +13,10 @@
 // services, and a fourth (statewrites.go) counts the writes of state.json
 // while services crash in a loop.
 //
+// A sixth (health.go) prices health checks and the HTTP endpoint: an exec
+// probe (`vigil ready`) against GET /readyz, the detection of a hung
+// service, vigil with 100 services tcp-checked every second.
+//
 // A fifth (supervisors.go) sets vigil against supervisord, runit and s6, each
 // supervising the same services: start of 100 and 1000, memory and context
 // switches of the tree idle, restart latency; and vigil's `log: prefix`
@@ -83,6 +87,10 @@ type config struct {
 	restartVigil    time.Duration
 	logBytes        int64
 	logRounds       int
+
+	healthProbes   int // probes of each kind for the health table
+	healthRounds   int // hangs detected
+	healthServices int // services tcp-checked every second
 }
 
 func main() {
@@ -98,8 +106,9 @@ func main() {
 	flag.IntVar(&c.shutdowns, "shutdowns", 100, "rounds of shutdown")
 	flag.DurationVar(&c.idle, "idle", 10*time.Second, "idle period for the context switch count")
 	flag.DurationVar(&c.settle, "settle", time.Second, "time an idle init is left to settle before it is measured")
-	flag.StringVar(&c.tables, "tables", "inits,status,reexec,statewrites,supervisors", "the tables to make: inits (vigil against the C inits), status (vigil status against supervisorctl status), "+
-		"reexec (the pause of vigil reexec), statewrites (state.json writes under a crash loop), supervisors (vigil against supervisord, runit and s6; log prefix throughput)")
+	flag.StringVar(&c.tables, "tables", "inits,status,reexec,statewrites,supervisors,health", "the tables to make: inits (vigil against the C inits), status (vigil status against supervisorctl status), "+
+		"reexec (the pause of vigil reexec), statewrites (state.json writes under a crash loop), supervisors (vigil against supervisord, runit and s6; log prefix throughput), "+
+		"health (probe cost exec against http, detection of a hung service, 100 tcp checks a second)")
 	flag.IntVar(&c.services, "services", 100, "services under vigil and supervisord for the status table")
 	flag.IntVar(&c.statusRounds, "status-rounds", 200, "rounds of the status round trip (each times every command once)")
 	reexecServices := flag.String("reexec-services", "10,1000", "services under vigil for the reexec table, one row (or two, see -reexec-state) each")
@@ -118,6 +127,9 @@ func main() {
 	flag.DurationVar(&c.restartVigil, "restart-vigil", 2*time.Second, "supervisors table: how long each of vigil's two restart loops runs (inside the window)")
 	flag.Int64Var(&c.logBytes, "log-bytes", 200_000_000, "supervisors table: bytes the log throughput service writes")
 	flag.IntVar(&c.logRounds, "log-rounds", 3, "supervisors table: runs of each log mode")
+	flag.IntVar(&c.healthProbes, "health-probes", 500, "health table: probes of each kind (vigil ready, GET /readyz)")
+	flag.IntVar(&c.healthRounds, "health-rounds", 5, "health table: hangs of a service to detect")
+	flag.IntVar(&c.healthServices, "health-services", 100, "health table: services tcp-checked every second (measured over -idle)")
 	flag.Parse()
 	if *quick {
 		set := map[string]bool{}
@@ -127,6 +139,7 @@ func main() {
 			"idle": "3s", "settle": "500ms", "status-rounds": "30",
 			"reexec-rounds": "5", "crash-duration": "5s",
 			"sup-rounds": "1", "sup-timeout": "5s", "restart-window": "4s", "restart-vigil": "1s", "log-bytes": "20000000", "log-rounds": "1",
+			"health-probes": "100", "health-rounds": "2",
 		} {
 			if !set[name] {
 				flag.Set(name, v)
@@ -164,11 +177,11 @@ func main() {
 		c.supRounds = append(c.supRounds, n)
 	}
 	for t := range tables {
-		bad = bad || !slices.Contains([]string{"inits", "status", "reexec", "statewrites", "supervisors"}, t)
+		bad = bad || !slices.Contains([]string{"inits", "status", "reexec", "statewrites", "supervisors", "health"}, t)
 	}
 	if bad || ((tables["inits"] || tables["supervisors"]) && c.child == "") || c.supTimeout <= 0 || c.supIdleServices < 1 ||
 		c.restartWindow <= c.restartVigil*2 || c.logBytes < 100 || c.logRounds < 1 || flag.NArg() > 0 || c.services < 1 || c.statusRounds < 1 ||
-		c.reexecRounds < 1 || c.crashServices < 1 || c.crashDuration <= 0 {
+		c.reexecRounds < 1 || c.crashServices < 1 || c.crashDuration <= 0 || c.healthProbes < 1 || c.healthRounds < 1 || c.healthServices < 1 {
 		flag.Usage()
 		os.Exit(2)
 	}
@@ -230,6 +243,14 @@ func run(c config, tables map[string]bool) error {
 		}
 		gap()
 		supTable(c, res)
+	}
+	if tables["health"] {
+		res, err := healthBench(c)
+		if err != nil {
+			return fmt.Errorf("health table: %w", err)
+		}
+		gap()
+		healthTable(c, res)
 	}
 	return nil
 }

@@ -5,7 +5,9 @@
 # `vigil reexec` with 10 and 1000 services; then the writes of state.json
 # under a crash loop; then vigil against supervisord, runit (runsvdir) and
 # s6 (s6-svscan) with the same services (start, memory, idle wake-ups,
-# restart latency) and vigil's log prefix throughput. Prints five markdown
+# restart latency) and vigil's log prefix throughput; then health checks and
+# the HTTP endpoint (an exec probe against GET /readyz, the detection of a
+# hung service, 100 tcp checks a second). Prints six markdown
 # tables (figures, and the issues' targets reported, never asserted) and
 # keeps a copy in integration/bench/results/ (git-ignored).
 # Flags go to the bench program: ./integration/bench/run.sh -quick; see -h.
