@@ -221,3 +221,36 @@ func pgid(pid int) int {
 	g, _ := strconv.Atoi(f[2])
 	return g
 }
+
+// TestHealthExecHungAtReexec: an exec check hung when vigil re-executes is
+// killed with its group at the freeze (the new image does not know it) and
+// reaped; the check goes on in the new image.
+func TestHealthExecHungAtReexec(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "vigil.sock")
+	cfg := config(t, dir, `{"services": [
+		{"name": "a", "command": ["sleep", "2000"],
+		 "health": {"exec": ["sh", "-c", "echo x >> $D/attempts; sleep 1001 & wait"],
+		            "interval": "20s", "timeout": "15s", "failure_threshold": 3}}
+	]}`)
+	v := start(t, modes[0], opts{env: []string{"VIGIL_SOCKET=" + sock}}, "-c", cfg)
+	vpid := v.pid()
+	hung := func() bool {
+		for _, p := range descendants(vpid) {
+			if strings.HasPrefix(cmdline(p), "sleep 1001") {
+				return true
+			}
+		}
+		return false
+	}
+	waitFor(t, 30*time.Second, "an attempt hung", hung)
+	if code, _, errs := ctl(t, sock, "reexec"); code != 0 {
+		t.Fatalf("reexec: %d %s", code, errs)
+	}
+	waitFor(t, 30*time.Second, "the hung attempt gone after the re-exec, no zombie", func() bool {
+		return !hung() && zombies(vpid) == 0
+	})
+	if a := healthStatus(t, sock)["a"]; a.State != "ready" || a.Restarts != 0 || a.HealthFailures != 0 {
+		t.Errorf("a after the re-exec: %+v", a)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/vigil-init/vigil/config"
@@ -15,6 +16,7 @@ import (
 	"github.com/vigil-init/vigil/proc"
 	"github.com/vigil-init/vigil/reaper"
 	"github.com/vigil-init/vigil/signals"
+	"golang.org/x/sys/unix"
 )
 
 // A probe is a check that repeats while a run lasts: the health check, and
@@ -28,8 +30,10 @@ type probe struct {
 	run    int  // the run it watches
 	tick   slot // kind unused: a probe's tick is always "the next attempt"
 	// cancel ends the attempt in flight (nil: none); seq tells its result
-	// from one of an attempt that was cancelled.
-	cancel   context.CancelFunc
+	// from one of an attempt that was cancelled. pid is the leader of an
+	// exec attempt in flight (0: none, or not yet spawned).
+	cancel   func()
+	pid      func() int
 	seq      int
 	failures int           // consecutive
 	id       *proc.Command // how the check runs: the run's identity, read once
@@ -45,11 +49,12 @@ type Check struct {
 
 // Checker runs one attempt of a check as the service's identity, bounded
 // by timeout, and calls done with its result (nil: passed) from another
-// goroutine; cancel abandons it (done is still called). vigil's runs exec
-// attempts through the reaper; the policy's unit tests resolve attempts by
-// hand.
+// goroutine; cancel abandons it (done is still called); pid is the leader
+// of an exec attempt's process group while it runs, 0 otherwise. vigil's
+// runs exec attempts through the reaper; the policy's unit tests resolve
+// attempts by hand.
 type Checker interface {
-	Attempt(c Check, id proc.Command, timeout time.Duration, done func(error)) (cancel func())
+	Attempt(c Check, id proc.Command, timeout time.Duration, done func(error)) (cancel func(), pid func() int)
 }
 
 // probeEvent: an attempt of a probe ended.
@@ -127,9 +132,30 @@ func (s *Supervisor) stopProbe(p *probe) {
 	}
 	if p.cancel != nil {
 		p.cancel()
-		p.cancel = nil
+		p.cancel, p.pid = nil, nil
 	}
 	p.seq++
+}
+
+// killChecks kills, at a re-exec's freeze, the exec attempts in flight:
+// the new image does not know them, and a hung one would outlive it. owns
+// says the PID is still the attempt's (the reaper is held: no exit of it
+// can have been reaped, so the PID cannot be reused). Each attempt is
+// abandoned; the probes' ticks go on if the exec fails.
+func (s *Supervisor) killChecks(owns func(pid int) bool) {
+	for _, svc := range s.order {
+		for _, p := range []*probe{svc.health, svc.readiness} {
+			if p == nil || p.cancel == nil {
+				continue
+			}
+			if pid := p.pid(); pid > 0 && owns(pid) {
+				s.procs.Signal(pid, unix.SIGKILL)
+			}
+			p.cancel()
+			p.cancel, p.pid = nil, nil
+			p.seq++
+		}
+	}
 }
 
 func (s *Supervisor) armProbe(svc *service, p *probe, after time.Duration) {
@@ -178,7 +204,7 @@ func (s *Supervisor) probeTick(svc *service, p *probe, gen int) {
 	}
 	p.seq++
 	seq := p.seq
-	p.cancel = s.checker.Attempt(c, *p.id, timeout, func(err error) { s.post(probeEvent{svc, p, seq, err}) })
+	p.cancel, p.pid = s.checker.Attempt(c, *p.id, timeout, func(err error) { s.post(probeEvent{svc, p, seq, err}) })
 }
 
 // readyAttemptTimeout bounds an attempt of a continuous readiness check:
@@ -205,7 +231,7 @@ func (s *Supervisor) probeDone(svc *service, p *probe, seq int, err error) {
 	if p.seq != seq {
 		return // cancelled, or a result of an attempt overtaken
 	}
-	p.cancel = nil
+	p.cancel, p.pid = nil, nil
 	if !s.probing(svc, p) {
 		return
 	}
@@ -277,18 +303,19 @@ type reaperChecker struct {
 	stdin func() uintptr
 }
 
-func (c reaperChecker) Attempt(ck Check, id proc.Command, timeout time.Duration, done func(error)) func() {
+func (c reaperChecker) Attempt(ck Check, id proc.Command, timeout time.Duration, done func(error)) (func(), func() int) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	stdin := c.stdin() // on the loop: devnull is closed when Run ends
+	var pid atomic.Int64
 	go func() {
 		defer cancel()
-		done(attempt(ctx, ck, c.r, id, stdin))
+		done(attempt(ctx, ck, c.r, id, stdin, &pid))
 	}()
-	return cancel
+	return cancel, func() int { return int(pid.Load()) }
 }
 
 // attempt runs one attempt of c, within ctx; the error says why it failed.
-func attempt(ctx context.Context, c Check, r *reaper.Reaper, id proc.Command, stdin uintptr) error {
+func attempt(ctx context.Context, c Check, r *reaper.Reaper, id proc.Command, stdin uintptr, pid *atomic.Int64) error {
 	switch {
 	case c.TCP != "":
 		var d net.Dialer
@@ -304,7 +331,7 @@ func attempt(ctx context.Context, c Check, r *reaper.Reaper, id proc.Command, st
 		_, err := os.Stat(c.File)
 		return err
 	case len(c.Exec) > 0:
-		return execCheck(ctx, c.Exec, r, id, stdin)
+		return execCheck(ctx, c.Exec, r, id, stdin, pid)
 	}
 	return errors.New("no check")
 }
@@ -321,12 +348,16 @@ func timedOut(ctx context.Context, addr string, err error) error {
 // execCheck runs argv as the service runs, through the reaper; one that
 // outlives ctx is killed with its whole group, and reaped before the
 // attempt ends, so a hung check leaves neither a process nor a zombie.
-func execCheck(ctx context.Context, argv []string, r *reaper.Reaper, id proc.Command, stdin uintptr) error {
+//
+// running is the leader's PID while it runs, for a re-exec's freeze.
+func execCheck(ctx context.Context, argv []string, r *reaper.Reaper, id proc.Command, stdin uintptr, running *atomic.Int64) error {
 	pid, exits, err := proc.Start(r, proc.Command{Argv: argv, Dir: id.Dir, Env: id.Env, Credential: id.Credential,
 		Session: true, Terminal: -1, Files: []uintptr{stdin, 1, 2}})
 	if err != nil {
 		return err
 	}
+	running.Store(int64(pid))
+	defer running.Store(0)
 	select {
 	case e := <-exits:
 		if code := e.Code(); code != 0 {

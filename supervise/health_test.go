@@ -27,10 +27,10 @@ type fakeAttempt struct {
 	cancelled bool
 }
 
-func (f *fakeChecker) Attempt(c Check, id proc.Command, timeout time.Duration, done func(error)) func() {
+func (f *fakeChecker) Attempt(c Check, id proc.Command, timeout time.Duration, done func(error)) (func(), func() int) {
 	a := &fakeAttempt{service: id.Argv[0], check: c, timeout: timeout, done: done}
 	f.attempts = append(f.attempts, a)
-	return func() { a.cancelled = true }
+	return func() { a.cancelled = true }, func() int { return 0 }
 }
 
 // pending is the attempts of name not ended yet.

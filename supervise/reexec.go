@@ -43,6 +43,7 @@ func (s *Supervisor) freeze() (h reexec.Handoff, keep []int, thaw func()) {
 	h.Generation = s.o.Generation + 1
 	h.Panics = s.panics
 	h.Orphans, h.Forwarded = s.orphanBase+held.Orphans(), s.forwarded
+	s.killChecks(held.Owns)
 	var clock *reexec.Clock
 	if c, err := reexec.ReadClock(); err != nil {
 		s.log.Error("the respawn limit and pending restarts start afresh in the new image", "err", err)

@@ -354,7 +354,8 @@ func healthTable(c config, res *healthResult) {
 	fmt.Printf("| GET /readyz (http) | %s | %s | %.3f |\n\n", fmtMs(median(res.httpWall)), fmtMs(percentile(res.httpWall, 90)), res.httpCPU)
 	fmt.Printf("Detection of a hung service: an http health check (interval 1s, timeout 500ms, failure_threshold 3) against a /healthz "+
 		"that stops answering; from the hang to the stop signal's arrival in the service, %d rounds, the hang starting at a different phase of the interval each round. "+
-		"Expected: within interval x threshold + timeout = %s, plus up to one interval of phase.\n\n", len(res.detect), res.bound)
+		"Expected: at most interval x threshold + timeout = %s (the first failing attempt within an interval of the hang, "+
+		"the threshold's last one two intervals later, then its timeout), plus the stop signal's delivery.\n\n", len(res.detect), res.bound)
 	fmt.Println("| median (ms) | min (ms) | max (ms) | interval x threshold + timeout (ms) |")
 	fmt.Println("|--:|--:|--:|--:|")
 	lo, hi := res.detect[0], res.detect[0]
