@@ -184,7 +184,7 @@ func TestReadinessFlipWithoutRestart(t *testing.T) {
 	rec := filepath.Join(dir, "web")
 	cfg := config(t, dir, `{"services": [
 		{"name": "web", "command": ["$T", "http", "`+web+`", "$D/web"],
-		 "ready": {"http": "http://`+web+`/ready", "interval": "200ms", "failure_threshold": 2}}
+		 "ready": {"http": "http://`+web+`/ready", "interval": "200ms", "failure_threshold": 2, "timeout": "3s"}}
 	]}`)
 	start(t, modes[0], opts{env: []string{"VIGIL_SOCKET=" + sock}}, "-c", cfg)
 	waitReady(t, rec)
@@ -199,6 +199,21 @@ func TestReadinessFlipWithoutRestart(t *testing.T) {
 		os.Remove(rec + ".unready")
 		waitFor(t, 15*time.Second, "ready again", func() bool { c, _, _ := ctl(t, sock, "ready", "web"); return c == 0 })
 	}
+	// Not ready across a re-exec: the new image does not take the run for
+	// one that never got ready (its 3 s deadline past), so it is
+	// neither failed nor restarted, through more than that deadline.
+	os.WriteFile(rec+".unready", nil, 0o644)
+	waitFor(t, 15*time.Second, "not ready", func() bool { c, _, _ := ctl(t, sock, "ready", "web"); return c == 3 })
+	if code, _, errs := ctl(t, sock, "reexec"); code != 0 {
+		t.Fatalf("reexec: %d %s", code, errs)
+	}
+	for end := time.Now().Add(4 * time.Second); time.Now().Before(end); {
+		if s := healthStatus(t, sock)["web"]; s.State != "running" || s.Pid != pid {
+			t.Fatalf("after the re-exec, not ready: %+v", s)
+		}
+	}
+	os.Remove(rec + ".unready")
+	waitFor(t, 15*time.Second, "ready after the re-exec", func() bool { c, _, _ := ctl(t, sock, "ready", "web"); return c == 0 })
 	s := healthStatus(t, sock)["web"]
 	if s.Pid != pid || s.Restarts != 0 || len(lines(rec)) != 1 {
 		t.Errorf("the flips restarted or signalled it: %+v, recorded %q", s, lines(rec))

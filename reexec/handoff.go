@@ -121,6 +121,10 @@ type HandoffService struct {
 	// HealthFailures counts the failed health checks of the service since
 	// vigil started (a metric's counter).
 	HealthFailures uint64
+	// WasReady: the current run was ready at some point; in state running
+	// it was made not ready by a continuous readiness check, and has no
+	// readiness deadline any more.
+	WasReady bool
 }
 
 // Clock pairs a reading of time.Now with one of CLOCK_MONOTONIC, to

@@ -359,6 +359,7 @@ func (w *wireWriter) handoffService(hs *HandoffService) {
 		w.int(hs.KillAt)
 		w.bool(hs.RestartAfterStop)
 		w.uint(hs.HealthFailures)
+		w.bool(hs.WasReady)
 	})
 }
 
@@ -404,6 +405,7 @@ func (r *wireReader) handoffService(hs *HandoffService) {
 		hs.KillAt = r.int()
 		hs.RestartAfterStop = r.bool()
 		hs.HealthFailures = r.uint()
+		hs.WasReady = r.bool()
 	})
 }
 

@@ -48,7 +48,7 @@ func fullHandoff() Handoff {
 			StartTime: 123456, Started: at, Retries: 2, Restarts: 9, LastExit: &last, Want: true,
 			Pipes:  []HandoffPipe{{FD: 7, Stderr: true, Carry: []byte("half a li")}},
 			Notify: 9, Due: 6e9, Reserved: true, Stopping: true, KillAt: 8e9, RestartAfterStop: true,
-			HealthFailures: 11,
+			HealthFailures: 11, WasReady: true,
 		}},
 		Orphans: 1 << 40, Forwarded: 12,
 	}

@@ -341,3 +341,39 @@ func TestReloadHealth(t *testing.T) {
 		t.Errorf("pid %d (was %d), restarts %d, health %v", a.pid, pid, a.restarts, a.status().Health)
 	}
 }
+
+// TestReadinessDeadlineAfterReexec: a run adopted in state running keeps
+// its readiness deadline at the time it had (at once if that passed), but
+// one that was ready before (a continuous readiness check made it not
+// ready) has none.
+func TestReadinessDeadlineAfterReexec(t *testing.T) {
+	tests := []struct {
+		name     string
+		wasReady bool
+		ago      time.Duration
+		want     time.Duration // from now; -1: no deadline
+	}{
+		{"within the deadline: kept at its time", false, 10 * time.Second, 20 * time.Second},
+		{"past it: at once", false, time.Hour, 0},
+		{"ready before: none", true, 10 * time.Second, -1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := config.Ready{File: "/nonexistent/vigil-test", Timeout: 30 * time.Second, Interval: 2 * time.Second}
+			m := newMachine(t, Options{}, svc("a", func(c *config.Service) { c.Ready = &r }))
+			m.start()
+			a := m.s.byName["a"]
+			m.s.stopReadyCheck(a)
+			m.s.disarm(a)
+			a.started, a.wasReady = m.clock.Now().Add(-tc.ago), tc.wasReady
+			m.s.watchReady(a, proc.Command{})
+			defer m.s.stopReadyCheck(a)
+			switch {
+			case tc.want < 0 && a.timer.kind != noTimer:
+				t.Errorf("timer %d in %s, want none", a.timer.kind, a.timer.at.Sub(m.clock.Now()))
+			case tc.want >= 0 && (a.timer.kind != readyTimeout || a.timer.at.Sub(m.clock.Now()) != tc.want):
+				t.Errorf("timer %d in %s, want the deadline in %s", a.timer.kind, a.timer.at.Sub(m.clock.Now()), tc.want)
+			}
+		})
+	}
+}

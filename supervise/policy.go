@@ -56,7 +56,7 @@ func (s *Supervisor) block(svc *service, by *service) {
 // spawn starts one run of svc.
 func (s *Supervisor) spawn(svc *service) {
 	svc.run++
-	svc.runFailed = false
+	svc.runFailed, svc.wasReady = false, false
 	cmd, closeAfter, pumps, err := s.command(svc)
 	var pid int
 	if err == nil {
@@ -175,6 +175,7 @@ func (s *Supervisor) command(svc *service) (proc.Command, []*os.File, []*pump, e
 
 // becomeReady marks svc ready and starts what waited for it.
 func (s *Supervisor) becomeReady(svc *service) {
+	svc.wasReady = true
 	if svc.Ready != nil {
 		s.become(svc, Ready, slog.LevelInfo, "ready", "pid", svc.pid)
 	} else {

@@ -37,8 +37,16 @@ func (s *Supervisor) watchReady(svc *service, id proc.Command) {
 	check := *svc.Ready
 	notify := svc.notify
 	svc.notify = nil
-	if check.Timeout > 0 {
-		s.arm(svc, readyTimeout, s.clock.Now().Add(check.Timeout))
+	// The deadline counts from the start of the run: after a re-exec it
+	// keeps its time (one that passed during the exec comes at once). A
+	// run that was ready already (a continuous readiness check made it not
+	// ready) has none: not being ready never fails it.
+	if check.Timeout > 0 && !svc.wasReady {
+		at := svc.started.Add(check.Timeout)
+		if now := s.clock.Now(); at.Before(now) {
+			at = now
+		}
+		s.arm(svc, readyTimeout, at)
 	}
 	stdin := s.devnull.Fd() // on the loop: devnull is closed when Run ends
 	go func() {

@@ -53,6 +53,7 @@ func (svc *service) handoff(clock *reexec.Clock) reexec.HandoffService {
 		Stopping:         svc.state == Stopping,
 		RestartAfterStop: svc.state == Stopping && svc.desired == wantUp,
 		HealthFailures:   svc.healthFailures,
+		WasReady:         svc.wasReady,
 	}
 	switch svc.timer.kind {
 	case restartDue, tokenDue:
@@ -73,7 +74,7 @@ func (svc *service) handoff(clock *reexec.Clock) reexec.HandoffService {
 func (svc *service) fromHandoff(hs *reexec.HandoffService) {
 	svc.state, svc.pgid, svc.started = State(hs.State), hs.Pgid, hs.Started
 	svc.retries, svc.restarts, svc.lastExit = hs.Retries, hs.Restarts, hs.LastExit
-	svc.healthFailures = hs.HealthFailures
+	svc.healthFailures, svc.wasReady = hs.HealthFailures, hs.WasReady
 	// An unhealthy service was being stopped for its health: its exit is
 	// still a failed run.
 	svc.runFailed = svc.state == Unhealthy

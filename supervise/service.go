@@ -127,6 +127,7 @@ type service struct {
 	healthy           bool               // the health check has not reached its threshold
 	healthFailures    uint64             // failed health attempts within this start of vigil
 	lastCheckError    string             // the last failure of a health or readiness attempt
+	wasReady          bool               // this run was ready at some point
 	cancel            context.CancelFunc // readiness check of this run
 	notify            *os.File           // read end of the notify_fd pipe until the check takes it
 	pumps             []*pump            // prefixed output being copied
