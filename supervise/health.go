@@ -57,7 +57,8 @@ type Checker interface {
 	Attempt(c Check, id proc.Command, timeout time.Duration, done func(error)) (cancel func(), pid func() int)
 }
 
-// probeEvent: an attempt of a probe ended.
+// probeTickEvent: time for a probe's next attempt (stale unless gen is
+// its tick's); probeEvent: attempt seq of a probe ended with err.
 type (
 	probeTickEvent struct {
 		svc *service
@@ -109,7 +110,7 @@ func (s *Supervisor) startProbes(svc *service) {
 func (s *Supervisor) restartHealth(svc *service) {
 	s.stopProbe(svc.health)
 	svc.health = nil
-	if svc.state == Ready || svc.state == Running && svc.readiness != nil {
+	if svc.wasReady && (svc.state == Ready || svc.state == Running) {
 		s.startProbes(svc)
 	}
 }

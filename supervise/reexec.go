@@ -258,8 +258,9 @@ func (s *Supervisor) resume() {
 			if handed.kind == killDue {
 				s.arm(svc, killDue, handed.at)
 			}
-		case svc.pid != 0 && svc.state == Ready:
-			// The repeating checks start afresh: their counts are not
+		case svc.pid != 0 && (svc.state == Ready || svc.state == Running && svc.wasReady && svc.readyInterval() > 0):
+			// The repeating checks start afresh (a run made not ready
+			// by its readiness check included): their counts are not
 			// handed over, so a re-exec gives a failing check its full
 			// threshold again.
 			s.startProbes(svc)
