@@ -92,16 +92,16 @@ func (h httpSource) Metrics(w io.Writer) error {
 // (in clock ticks since boot), rounded to the tick so that each image
 // computes the same value; if it cannot be read, now.
 func processStart() time.Time {
-	now := time.Now()
 	ticks, err := reexec.StartTime(os.Getpid())
-	if err != nil || ticks == 0 {
+	// The two clocks read back to back: the closer, the rarer a rounding
+	// that differs between two images.
+	now := time.Now()
+	var boot unix.Timespec
+	berr := unix.ClockGettime(unix.CLOCK_BOOTTIME, &boot)
+	if err != nil || ticks == 0 || berr != nil {
 		return now
 	}
 	const tick = time.Second / 100 // the kernel's USER_HZ, fixed for userspace
-	var boot unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &boot); err != nil {
-		return now
-	}
 	since := time.Duration(boot.Nano()) - time.Duration(ticks)*tick
 	if since < 0 {
 		return now
