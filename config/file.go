@@ -701,6 +701,13 @@ func (d *decoder) scheduleRules(sc scope, r *RawService, oneshotFalse bool) {
 		d.badAt(sc, "oneshot", r.Fields["oneshot"],
 			"a scheduled service is a oneshot (each tick starts one run): remove oneshot: false")
 	}
+	// One service is one record with one process: a second run beside the
+	// first would have no PID, status, exit or stop of its own. Refused
+	// rather than run as forbid or replace under another name.
+	if r.Concurrency == ConcurrencyAllow {
+		d.badAt(sc, "concurrency", r.Fields["concurrency"],
+			`"allow" is not supported yet (a service tracks one run at a time): use "forbid" (the default) or "replace", or instances for runs side by side`)
+	}
 	if r.Restart == RestartAlways {
 		d.badAt(sc, "restart", r.Fields["restart"],
 			`"always" would rerun a scheduled service as soon as it ends: use "on-failure" (the default) or "never"`)
@@ -1309,6 +1316,22 @@ func Resolve(raw []RawService, s Settings) ([]Service, []Problem) {
 	}
 	sortProblems(probs)
 	return out, probs
+}
+
+// CopyAs is c, a copy of a service with instances (Template set), made
+// copy i of n: its name, number and environment; for `vigil scale`, which
+// changes N without reading the file.
+func (c Service) CopyAs(i, n int) Service {
+	out := c
+	out.Name, out.Instance, out.Instances = fmt.Sprintf("%s-%d", c.Template, i), i, n
+	out.Env = nil
+	for _, kv := range c.Env {
+		if k, _, _ := strings.Cut(kv, "="); k != InstanceVar && k != InstancesVar {
+			out.Env = append(out.Env, kv)
+		}
+	}
+	out.Env = withInstance(out.Env, i, n)
+	return out
 }
 
 // withInstance adds a copy's VIGIL_INSTANCE and VIGIL_INSTANCES to env,

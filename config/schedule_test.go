@@ -24,10 +24,6 @@ func TestScheduleFields(t *testing.T) {
 				v.Schedule, v.Timezone, v.Concurrency = "@every 90s", "Europe/Berlin", ConcurrencyReplace
 				v.StartingDeadline, v.Restart, v.Oneshot = 10*time.Minute, RestartNever, true
 			}},
-		{"concurrency allow", `"schedule":"@hourly","concurrency":"allow"`,
-			func(v *Service) {
-				v.Schedule, v.Oneshot, v.Restart, v.Concurrency = "@hourly", true, RestartOnFailure, ConcurrencyAllow
-			}},
 		{"critical false is no contradiction", `"schedule":"@daily","critical":false`,
 			func(v *Service) {
 				v.Schedule, v.Oneshot, v.Restart, v.Concurrency = "@daily", true, RestartOnFailure, ConcurrencyForbid
@@ -132,6 +128,9 @@ func TestScheduleAndInstanceProblems(t *testing.T) {
 			[]string{`f.json:1:30: service "web": field "timezone": applies to a scheduled service only: add a schedule`,
 				`f.json:1:47: service "web": field "concurrency": applies to a scheduled service only: add a schedule`,
 				`f.json:1:69: service "web": field "starting_deadline": applies to a scheduled service only: add a schedule`}},
+		{"concurrency allow is not supported yet",
+			svc(`"schedule":"@daily","concurrency":"allow"`),
+			[]string{`f.json:1:50: service "web": field "concurrency": "allow" is not supported yet (a service tracks one run at a time): use "forbid" (the default) or "replace", or instances for runs side by side`}},
 		{"an unknown concurrency",
 			svc(`"schedule":"@daily","concurrency":"queue"`),
 			[]string{`f.json:1:64: service "web": field "concurrency": "queue" is not one of forbid, allow, replace`}},

@@ -68,6 +68,9 @@ func (c Client) Main(verb string, args []string) int {
 		fmt.Fprintf(stderr, "vigil %s: %v\nusage: %s\n", verb, err, usage)
 		return ExitUsage
 	}
+	if verb == verbLogs {
+		return c.logs(req)
+	}
 	rep, err := call(explicitSocket, req, clientTimeout(verb))
 	// A connection lost without a reply is vigil re-executing: the socket
 	// survives the exec, so asking again reaches the new image. Only the
@@ -136,10 +139,14 @@ func trimName(msg string, names []string) string {
 // parseArgs reads a verb's arguments: flags anywhere before "--", then names.
 func parseArgs(verb string, args []string) (req request, jsonOut, help bool, err error) {
 	req = request{V: Version, Verb: verb}
+	if verb == verbLogs {
+		req.Lines = defaultLogLines
+	}
 	var pos []string
 	sigGiven := false
 	flags := true
-	for _, a := range args {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
 		if flags && a == "--" {
 			flags = false
 			continue
@@ -150,6 +157,22 @@ func parseArgs(verb string, args []string) (req request, jsonOut, help bool, err
 				return req, false, true, nil
 			case verb == verbStatus && (a == "--json" || a == "-json"):
 				jsonOut = true
+			case verb == verbLogs && (a == "-f" || a == "--follow"):
+				req.Follow = true
+			case verb == verbLogs && (a == "-n" || a == "--lines" || strings.HasPrefix(a, "-n=") || strings.HasPrefix(a, "--lines=")):
+				v, given := strings.CutPrefix(strings.TrimPrefix(strings.TrimPrefix(a, "-n"), "--lines"), "=")
+				if !given {
+					if i+1 >= len(args) {
+						return req, false, false, fmt.Errorf("%s needs a number of lines", a)
+					}
+					i++
+					v = args[i]
+				}
+				n, err := strconv.Atoi(v)
+				if err != nil || n < 0 {
+					return req, false, false, fmt.Errorf("%s %q: want a number of lines, 0 or more", a, v)
+				}
+				req.Lines = n
 			case verb == verbSignal && !sigGiven && len(pos) == 0 && validSignal(a[1:]):
 				// kill style: vigil signal -HUP web
 				pos = append(pos, a[1:])
@@ -175,10 +198,20 @@ func parseArgs(verb string, args []string) (req request, jsonOut, help bool, err
 		if len(pos) == 0 {
 			return req, false, false, errors.New("missing service name")
 		}
-	case verbStart, verbStop, verbRestart:
+	case verbStart, verbStop, verbRestart, verbLogs:
 		if len(pos) == 0 {
 			return req, false, false, errors.New("missing service name")
 		}
+	case verbScale:
+		if len(pos) != 2 {
+			return req, false, false, errors.New("want a service name and a number of copies")
+		}
+		n, err := strconv.Atoi(pos[1])
+		if err != nil || n < 1 {
+			return req, false, false, fmt.Errorf("number of copies %q: want a whole number from 1", pos[1])
+		}
+		req.Count = n
+		pos = pos[:1]
 	case verbReload, verbReexec:
 		if len(pos) != 0 {
 			return req, false, false, fmt.Errorf("unexpected argument %q", pos[0])
@@ -208,6 +241,18 @@ func (e *notRunningError) Error() string {
 // call sends req to the first socket path that answers and reads the reply,
 // all within timeout.
 func call(explicit string, req request, timeout time.Duration) (reply, error) {
+	var rep reply
+	err := connect(explicit, timeout, func(c *net.UnixConn, deadline time.Time) error {
+		var err error
+		rep, err = exchange(c, req, deadline, timeout)
+		return err
+	})
+	return rep, err
+}
+
+// connect runs talk on a connection to the first socket path that answers,
+// found within timeout.
+func connect(explicit string, timeout time.Duration, talk func(c *net.UnixConn, deadline time.Time) error) error {
 	deadline := time.Now().Add(timeout)
 	var tried []string
 	var denied []string
@@ -237,12 +282,12 @@ func call(explicit string, req request, timeout time.Duration) (reply, error) {
 			continue
 		}
 		defer c.Close()
-		return exchange(c, req, deadline, timeout)
+		return talk(c, deadline)
 	}
 	if len(denied) > 0 {
-		return reply{}, fmt.Errorf("permission denied on %s: only root and vigil's own user may use the control socket", strings.Join(denied, ", "))
+		return fmt.Errorf("permission denied on %s: only root and vigil's own user may use the control socket", strings.Join(denied, ", "))
 	}
-	return reply{}, &notRunningError{tried: tried}
+	return &notRunningError{tried: tried}
 }
 
 // dial connects to path, retrying while the listen queue is full.
@@ -339,7 +384,7 @@ func printStatus(w io.Writer, list []ServiceStatus, now time.Time, aligned bool)
 		defer tw.Flush()
 		out = tw
 	}
-	fmt.Fprintln(out, "NAME\tSTATE\tPID\tUPTIME\tRESTARTS\tLAST-EXIT\tREADY\tHEALTH\tLAST-CHECK-FAILURE")
+	fmt.Fprintln(out, "NAME\tSTATE\tPID\tUPTIME\tRESTARTS\tLAST-EXIT\tREADY\tNEXT\tLAST\tHEALTH\tLAST-CHECK-FAILURE")
 	for _, s := range list {
 		pid, uptime := "-", "-"
 		if s.Pid != 0 {
@@ -356,6 +401,14 @@ func printStatus(w io.Writer, list []ServiceStatus, now time.Time, aligned bool)
 		if s.Ready {
 			ready = "yes"
 		}
+		// A scheduled service's next tick and latest run, relative to now.
+		next, lastRun := "-", "-"
+		if !s.NextRun.IsZero() {
+			next = "in " + formatUptime(s.NextRun.Sub(now))
+		}
+		if !s.LastRun.IsZero() {
+			lastRun = formatUptime(now.Sub(s.LastRun)) + " ago"
+		}
 		health := "-"
 		if s.Health != nil {
 			health = *s.Health
@@ -365,7 +418,7 @@ func printStatus(w io.Writer, list []ServiceStatus, now time.Time, aligned bool)
 			// One line per service, whatever a check's output said.
 			failure = strings.Join(strings.Fields(s.LastCheckFailure), " ")
 		}
-		fmt.Fprintf(out, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", s.Name, s.State, pid, uptime, s.Restarts, last, ready, health, failure)
+		fmt.Fprintf(out, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.State, pid, uptime, s.Restarts, last, ready, next, lastRun, health, failure)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -29,6 +30,9 @@ type fakeHandler struct {
 	block    chan struct{}    // Start waits on it (or ctx) when non-nil
 	panicOn  string
 	lastSig  syscall.Signal
+	// follow feeds Logs -f; followers counts the follows in progress.
+	follow    chan LogLine
+	followers atomic.Int32
 }
 
 func (f *fakeHandler) record(verb string, names []string) error {
@@ -115,6 +119,45 @@ func (f *fakeHandler) Reset(ctx context.Context, names []string) error {
 
 func (f *fakeHandler) Reexec(ctx context.Context) error { return f.record("reexec", nil) }
 
+func (f *fakeHandler) Scale(ctx context.Context, name string, n int) error {
+	return f.record(fmt.Sprintf("scale:%d", n), []string{name})
+}
+
+// Logs sends the last req.Lines of three lines per service, then with
+// Follow whatever comes on f.follow (nil: "flood" lines without end) until
+// ctx ends; f.followers counts those in progress.
+func (f *fakeHandler) Logs(ctx context.Context, req LogsRequest, send func(LogBatch) error) error {
+	if err := f.record(fmt.Sprintf("logs -n %d -f=%v", req.Lines, req.Follow), req.Names); err != nil {
+		return err
+	}
+	var b LogBatch
+	for _, n := range req.Names {
+		for i := max(0, 3-req.Lines); i < 3; i++ {
+			b.Lines = append(b.Lines, LogLine{Service: n, Stream: "stdout", Text: fmt.Sprintf("%s line %d", n, i)})
+		}
+	}
+	if err := send(b); err != nil || !req.Follow {
+		return err
+	}
+	f.followers.Add(1)
+	defer f.followers.Add(-1)
+	for {
+		var l LogLine
+		if f.follow != nil {
+			select {
+			case l = <-f.follow:
+			case <-ctx.Done():
+				return nil
+			}
+		} else {
+			l = LogLine{Service: req.Names[0], Text: strings.Repeat("flood ", 1000)}
+		}
+		if err := send(LogBatch{Lines: []LogLine{l}}); err != nil {
+			return nil
+		}
+	}
+}
+
 func intp(i int) *int { return &i }
 
 func strp(s string) *string { return &s }
@@ -125,6 +168,8 @@ func newFake() *fakeHandler {
 			{Name: "web", State: "ready", Pid: 42, Started: time.Now().Add(-192 * time.Second), Restarts: 2, Retries: 1, LastExit: intp(143), Ready: true,
 				Health: strp(HealthHealthy), HealthFailures: 1, LastCheckFailure: "status 503\tService Unavailable"},
 			{Name: "db", State: "stopped"},
+			{Name: "job", State: "scheduled", LastExit: intp(0), Ready: true, Schedule: "@hourly",
+				NextRun: time.Now().Add(45*time.Second + 500*time.Millisecond), LastRun: time.Now().Add(-125 * time.Second)},
 		},
 		ready: true,
 		err:   map[string]error{},
@@ -216,9 +261,10 @@ func TestStatusTable(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
 	want := []string{
-		"NAME\tSTATE\tPID\tUPTIME\tRESTARTS\tLAST-EXIT\tREADY\tHEALTH\tLAST-CHECK-FAILURE",
-		"web\tready\t42\t3m12s\t2\t143\tyes\thealthy\tstatus 503 Service Unavailable",
-		"db\tstopped\t-\t-\t0\t-\tno\t-\t-",
+		"NAME\tSTATE\tPID\tUPTIME\tRESTARTS\tLAST-EXIT\tREADY\tNEXT\tLAST\tHEALTH\tLAST-CHECK-FAILURE",
+		"web\tready\t42\t3m12s\t2\t143\tyes\t-\t-\thealthy\tstatus 503 Service Unavailable",
+		"db\tstopped\t-\t-\t0\t-\tno\t-\t-\t-\t-",
+		"job\tscheduled\t-\t-\t0\t0\tyes\tin 45s\t2m5s ago\t-\t-",
 	}
 	if len(lines) != len(want) {
 		t.Fatalf("got %q", out)
@@ -235,7 +281,7 @@ func TestStatusTableAligned(t *testing.T) {
 	var b bytes.Buffer
 	printStatus(&b, newFake().services, time.Now(), true)
 	lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
-	if len(lines) != 3 || strings.Contains(b.String(), "\t") {
+	if len(lines) != 4 || strings.Contains(b.String(), "\t") {
 		t.Fatalf("got %q", b.String())
 	}
 	col := strings.Index(lines[0], "STATE")
@@ -277,8 +323,20 @@ func TestStatusJSON(t *testing.T) {
 		t.Fatalf("more than one JSON value: %q", out)
 	}
 	svcs := doc["services"]
-	if len(svcs) != 2 {
+	if len(svcs) != 3 {
 		t.Fatalf("got %q", out)
+	}
+	for _, k := range []string{"next_run", "last_run", "schedule"} {
+		if _, ok := svcs[0][k]; ok {
+			t.Errorf("an unscheduled service has %q: %v", k, svcs[0])
+		}
+		v, ok := svcs[2][k].(string)
+		if !ok {
+			t.Fatalf("the scheduled service has no %q: %v", k, svcs[2])
+		}
+		if _, err := time.Parse(time.RFC3339, v); err != nil && k != "schedule" {
+			t.Errorf("%s %q is not RFC 3339: %v", k, v, err)
+		}
 	}
 	for _, k := range []string{"name", "state", "pid", "started", "restarts", "retries", "last_exit", "ready"} {
 		if _, ok := svcs[0][k]; !ok {
@@ -330,6 +388,11 @@ func TestVerbs(t *testing.T) {
 		{args: []string{"reset", "zzz"}, code: 1},
 		{args: []string{"reexec"}, code: 0, call: "reexec"},
 		{args: []string{"restart", "--", "web"}, code: 0, call: "restart web"},
+		{args: []string{"scale", "web", "3"}, code: 0, call: "scale:3 web"},
+		{args: []string{"scale", "web"}, code: 2, stderr: "want a service name and a number of copies"},
+		{args: []string{"scale", "web", "0"}, code: 2, stderr: `number of copies "0"`},
+		{args: []string{"scale", "web", "db", "2"}, code: 2},
+		{args: []string{"scale", "nope", "2"}, code: 1, stderr: "unknown service"},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, "_"), func(t *testing.T) {
@@ -478,7 +541,7 @@ func TestBadRequests(t *testing.T) {
 		t.Errorf("version error %q", rep.Error)
 	}
 	// Unknown fields are ignored, a missing v is 1, a last line without \n is fine.
-	if rep := raw(t, srv.Path(), `{"verb":"status","future":true}`); !rep.OK || len(rep.Services) != 2 {
+	if rep := raw(t, srv.Path(), `{"verb":"status","future":true}`); !rep.OK || len(rep.Services) != 3 {
 		t.Errorf("lenient request: %+v", rep)
 	}
 	if code, _, _ := run(srv.Path(), "status"); code != 0 {
@@ -672,7 +735,7 @@ func TestStatusJSONHealth(t *testing.T) {
 	var got struct {
 		Services []map[string]any `json:"services"`
 	}
-	if err := json.Unmarshal([]byte(out), &got); err != nil || len(got.Services) != 2 {
+	if err := json.Unmarshal([]byte(out), &got); err != nil || len(got.Services) != 3 {
 		t.Fatalf("%q: %v", out, err)
 	}
 	web, db := got.Services[0], got.Services[1]
@@ -682,5 +745,42 @@ func TestStatusJSONHealth(t *testing.T) {
 	}
 	if h, ok := db["health"]; !ok || h != nil || db["ready"] != false || db["health_failures"] != 0.0 {
 		t.Errorf("db: %v", db)
+	}
+}
+
+// TestPauseWaitsForServe: Pause returns only once the Serve loop has
+// returned, and a second Serve never runs beside a first: a failed
+// re-exec's Resume and new Serve leave one loop accepting, not two.
+func TestPauseWaitsForServe(t *testing.T) {
+	for round := range 10 {
+		path := t.TempDir() + "/v.sock"
+		srv, err := Listen(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() {
+			srv.Serve(newFake(), nil)
+			close(done)
+		}()
+		// The loop runs once it has answered.
+		if rep := raw(t, path, `{"v":1,"verb":"status"}`+"\n"); !rep.OK {
+			t.Fatalf("round %d: %+v", round, rep)
+		}
+		srv.Pause()
+		select {
+		case <-done:
+		default:
+			t.Fatalf("round %d: Pause returned while Serve still ran", round)
+		}
+		srv.Resume()
+		again := make(chan error, 2)
+		go func() { again <- srv.Serve(newFake(), nil) }()
+		go func() { again <- srv.Serve(newFake(), nil) }()
+		if err := <-again; err == nil {
+			t.Errorf("round %d: a second Serve ran beside the first", round)
+		}
+		srv.Close()
+		<-again
 	}
 }

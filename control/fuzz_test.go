@@ -24,6 +24,7 @@ type fuzzHandler struct {
 	verb  string
 	names []string
 	sig   syscall.Signal
+	count int
 	calls int
 }
 
@@ -68,6 +69,16 @@ func (h *fuzzHandler) Reset(_ context.Context, names []string) error {
 	return nil
 }
 func (h *fuzzHandler) Reexec(context.Context) error { h.note(verbReexec, nil, 0); return nil }
+func (h *fuzzHandler) Scale(_ context.Context, name string, n int) error {
+	h.note(verbScale, []string{name}, 0)
+	h.count = n
+	return nil
+}
+
+func (h *fuzzHandler) Logs(_ context.Context, req LogsRequest, _ func(LogBatch) error) error {
+	h.note(verbLogs, req.Names, 0)
+	return nil
+}
 
 // bytesConn is a net.Conn that reads data and collects what is written.
 type bytesConn struct {
@@ -159,6 +170,10 @@ func FuzzRequest(f *testing.F) {
 			if len(req.Names) != 0 {
 				t.Fatalf("%q: %s with names accepted", data, req.Verb)
 			}
+		case verbScale:
+			if len(req.Names) != 1 || h.count < 1 || h.count != req.Count {
+				t.Fatalf("%q: scale of %q to %d accepted as %d", data, req.Names, req.Count, h.count)
+			}
 		}
 		if req.Verb == verbSignal && (h.sig < 1 || h.sig > 64 || int(h.sig) != req.Signal) {
 			t.Fatalf("%q: signal %d accepted as %d", data, req.Signal, h.sig)
@@ -209,7 +224,7 @@ func FuzzClientArgs(f *testing.F) {
 		if !rep.OK {
 			t.Fatalf("%s %q: the client sent %s, the server refused it: %s", verb, args, b, rep.Error)
 		}
-		if h.verb != verb || int(h.sig) != req.Signal {
+		if h.verb != verb || int(h.sig) != req.Signal || h.count != req.Count {
 			t.Fatalf("%s %q: Handler got %s signal %d", verb, args, h.verb, h.sig)
 		}
 		valid := true

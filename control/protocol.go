@@ -1,6 +1,6 @@
 // Package control is vigil's control socket: the server the running vigil
 // listens with, and the client side of `vigil status|start|stop|restart|
-// signal|reload|ready|reset|reexec` (docs/control.md).
+// signal|reload|ready|reset|reexec|logs` (docs/control.md).
 //
 // # Where the socket is
 //
@@ -22,13 +22,19 @@
 //
 //	{"v":1,"verb":"start","names":["web","db"]}
 //	{"v":1,"verb":"signal","names":["web"],"signal":10}
+//	{"v":1,"verb":"scale","names":["worker"],"count":5}
 //	{"v":1,"verb":"status"}
+//	{"v":1,"verb":"logs","names":["web"],"lines":100,"follow":true}
 //
 //	v       protocol version; 1. A missing v (0) is taken as 1; a higher one
 //	        gets an error reply naming the version the server speaks.
-//	verb    status, start, stop, restart, signal, reload, ready, reset, reexec
+//	verb    status, start, stop, restart, signal, reload, ready, reset, reexec, scale
 //	names   service names; empty or missing means all (status, ready, reset)
 //	signal  the signal number, for verb signal only
+//	count   the number of copies, for verb scale only (with one name)
+//	lines   for logs: how many of the last lines of each service (0: none)
+//	follow  for logs: keep sending new lines until the client hangs up
+//	since   for logs: only lines after this time (RFC 3339)
 //
 // Reply, server to client:
 //
@@ -43,6 +49,18 @@
 //	unknown   the error is about an unknown service name (ErrUnknown)
 //	services  for status: ServiceStatus objects, as `vigil status --json`
 //	ready     for ready: whether every named service is ready
+//	more      another reply follows on this connection (logs only)
+//	logs      for logs: lines, each {"service","time","stream","text"}
+//	notes     for logs: what the lines do not say ("db: its output does
+//	          not pass through vigil", "web: 120 lines dropped")
+//
+// logs is the one verb with several replies: each {"ok":true,"more":true,
+// "logs":[...]} carries lines (the last ones asked for first, then, with
+// follow, new ones as they come), and a last reply without "more" ends it
+// (an error, or the end of the lines without follow). A follower holds a
+// connection until it hangs up or the server closes: it takes one of
+// maxFollowers slots of its own, never one of the verbs', and a follower
+// that stops reading is dropped once a reply waits replyTimeout.
 //
 // A request must arrive whole within a few seconds and be at most
 // MaxRequest bytes; anything else (garbage, a wrong version, an unknown verb,
@@ -93,6 +111,43 @@ type ServiceStatus struct {
 	HealthFailures int `json:"health_failures"`
 	// LastCheckFailure is why the last health or readiness attempt failed.
 	LastCheckFailure string `json:"last_check_failure,omitempty"`
+	// A scheduled service's schedule, its next tick and the start of its
+	// latest run (RFC 3339; absent when none), and its failed runs within
+	// this start of vigil; absent for other services.
+	Schedule   string    `json:"schedule,omitempty"`
+	NextRun    time.Time `json:"next_run,omitzero"`
+	LastRun    time.Time `json:"last_run,omitzero"`
+	FailedRuns int       `json:"failed_runs,omitempty"`
+	// LogFileDropped counts the lines its log_file lost (a full, slow or
+	// read-only disk) since vigil started; the lines still went to the
+	// service's log destination and to `vigil logs`.
+	LogFileDropped uint64 `json:"log_file_dropped,omitempty"`
+}
+
+// LogLine is one line of a service's output, as `vigil logs` gets it.
+type LogLine struct {
+	Service string    `json:"service"`
+	Time    time.Time `json:"time"`
+	Stream  string    `json:"stream"` // stdout or stderr
+	Text    string    `json:"text"`
+}
+
+// LogBatch is what a logs handler sends at once: lines, and notes about
+// them (a service that keeps no lines, lines dropped for a slow reader).
+type LogBatch struct {
+	Lines []LogLine
+	Notes []string
+}
+
+// LogsRequest is what `vigil logs` asks.
+type LogsRequest struct {
+	Names  []string
+	Lines  int  // the last Lines of each service first
+	Follow bool // then new lines until ctx ends
+	// Since, if set, leaves out the lines up to that time: a follower
+	// that lost its connection (vigil re-executed) asks again from where
+	// it was, the ring having been handed over.
+	Since time.Time
 }
 
 // Health words of ServiceStatus.Health.
@@ -103,10 +158,14 @@ const (
 
 // request is what the client sends; see the package documentation.
 type request struct {
-	V      int      `json:"v"`
-	Verb   string   `json:"verb"`
-	Names  []string `json:"names,omitempty"`
-	Signal int      `json:"signal,omitempty"`
+	V      int       `json:"v"`
+	Verb   string    `json:"verb"`
+	Names  []string  `json:"names,omitempty"`
+	Signal int       `json:"signal,omitempty"`
+	Count  int       `json:"count,omitempty"` // scale: the number of copies
+	Lines  int       `json:"lines,omitempty"`
+	Follow bool      `json:"follow,omitempty"`
+	Since  time.Time `json:"since,omitzero"`
 }
 
 // reply is what the server answers; see the package documentation.
@@ -117,6 +176,9 @@ type reply struct {
 	Unknown  bool            `json:"unknown,omitempty"`
 	Services []ServiceStatus `json:"services,omitempty"`
 	Ready    *bool           `json:"ready,omitempty"`
+	More     bool            `json:"more,omitempty"`
+	Logs     []LogLine       `json:"logs,omitempty"`
+	Notes    []string        `json:"notes,omitempty"`
 }
 
 // Verb names the server and client switch on; the rest of each verb's
@@ -131,6 +193,8 @@ const (
 	verbReady   = "ready"
 	verbReset   = "reset"
 	verbReexec  = "reexec"
+	verbScale   = "scale"
+	verbLogs    = "logs"
 )
 
 // remote looks up a verb that goes over the socket.

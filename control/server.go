@@ -41,6 +41,13 @@ type Handler interface {
 	Ready(ctx context.Context, names []string) (bool, error) // false, nil = not ready
 	Reset(ctx context.Context, names []string) error
 	Reexec(ctx context.Context) error
+	// Scale runs n copies of the service with instances called name.
+	Scale(ctx context.Context, name string, n int) error
+	// Logs sends the lines asked for through send, in batches, and with
+	// Follow goes on sending new ones until ctx ends (the client hung up,
+	// the server closes), then returns nil. send fails once the client
+	// cannot take more; Logs then returns.
+	Logs(ctx context.Context, req LogsRequest, send func(LogBatch) error) error
 }
 
 // Limits of the server; variables so tests can shrink them.
@@ -55,6 +62,10 @@ var (
 	// and the like wait on services.
 	maxConns   = 128
 	probeSlots = 16
+	// maxFollowers is how many `vigil logs -f` may follow at once: each
+	// holds its connection for as long as it likes, so they have slots of
+	// their own rather than taking the verbs'.
+	maxFollowers = 16
 	// maxReaders is how many connections may be sending their request at
 	// once. One more closes the one that has been at it longest (with a
 	// "busy" reply): idle connections cannot keep a probe out, and a probe
@@ -84,13 +95,14 @@ type Server struct {
 
 	rule peerRule
 
-	mu      sync.Mutex
-	closed  bool
-	conns   map[*net.UnixConn]struct{}
-	readers *list.List // of *reading, the oldest first
-	wg      sync.WaitGroup
-	sem     chan struct{}
-	probes  chan struct{} // probeSlots, for status and ready only
+	mu        sync.Mutex
+	closed    bool
+	conns     map[*net.UnixConn]struct{}
+	readers   *list.List // of *reading, the oldest first
+	wg        sync.WaitGroup
+	sem       chan struct{}
+	probes    chan struct{} // probeSlots, for status and ready only
+	followers chan struct{} // maxFollowers, for logs -f only
 
 	refusedLog, busyLog, badLog, replacedLog limiter
 
@@ -100,6 +112,8 @@ type Server struct {
 	closeOnce sync.Once
 	closeErr  error
 	paused    atomic.Bool
+	loops     sync.WaitGroup // the Serve loop running: Pause waits for it
+	serving   atomic.Bool    // one Serve loop at a time
 }
 
 var errInUse = errors.New("another vigil is listening there")
@@ -322,6 +336,14 @@ func (s *Server) Path() string { return s.path }
 // request is read (whole within requestTimeout, at most MaxRequest bytes),
 // the Handler called and one reply written. log may be nil.
 func (s *Server) Serve(h Handler, log *slog.Logger) error {
+	if !s.serving.CompareAndSwap(false, true) {
+		return errAlreadyServing
+	}
+	s.loops.Add(1)
+	defer func() {
+		s.serving.Store(false)
+		s.loops.Done()
+	}()
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -415,7 +437,16 @@ func (s *Server) doneReading(r *reading) bool {
 
 // slot takes a handler slot for verb: any of maxConns, or for a probe
 // (status, ready) one of probeSlots when those are taken. ok false: none.
-func (s *Server) slot(name string) (release func(), ok bool) {
+func (s *Server) slot(req request) (release func(), ok bool) {
+	name := req.Verb
+	if name == verbLogs && req.Follow {
+		select {
+		case s.followers <- struct{}{}:
+			return func() { <-s.followers }, true
+		default:
+			return nil, false
+		}
+	}
 	select {
 	case s.sem <- struct{}{}:
 		return func() { <-s.sem }, true
@@ -493,7 +524,7 @@ func (s *Server) serveConn(r *reading, cred *unix.Ucred, h Handler, log *slog.Lo
 		writeReply(c, reply{Error: "bad request: " + err.Error()})
 		return
 	}
-	release, ok := s.slot(req.Verb)
+	release, ok := s.slot(req)
 	if !ok {
 		s.warn(&s.busyLog, log, slog.LevelWarn, "control socket: too many connections at once, refusing one",
 			"max", cap(s.sem), "verb", req.Verb)
@@ -502,7 +533,84 @@ func (s *Server) serveConn(r *reading, cred *unix.Ucred, h Handler, log *slog.Lo
 	}
 	defer release()
 	c.SetReadDeadline(time.Time{})
+	if req.Verb == verbLogs {
+		s.serveLogs(c, h, req, log)
+		return
+	}
 	writeReply(c, s.dispatch(h, req, log))
+}
+
+// serveLogs answers logs with several replies (see the package
+// documentation). A follower ends when the client hangs up (its side of
+// the connection is read for that: a client sends nothing after its
+// request), when a reply cannot be written within replyTimeout (a client
+// that stopped reading must not hold its slot for ever), or at Close.
+func (s *Server) serveLogs(c *net.UnixConn, h Handler, req request, log *slog.Logger) {
+	if rep, ok := s.check(req); !ok {
+		writeReply(c, rep)
+		return
+	}
+	if req.Lines < 0 {
+		writeReply(c, reply{Error: fmt.Sprintf("bad line count %d", req.Lines)})
+		return
+	}
+	row, _ := remote(req.Verb)
+	var ctx context.Context
+	var cancel context.CancelFunc
+	if req.Follow {
+		ctx, cancel = context.WithCancel(s.ctx)
+		go func() {
+			defer cancel()
+			var b [512]byte
+			for {
+				if _, err := c.Read(b[:]); err != nil {
+					return
+				}
+			}
+		}()
+	} else {
+		ctx, cancel = context.WithTimeout(s.ctx, row.Timeout)
+	}
+	defer cancel()
+	var failed error
+	send := func(b LogBatch) error {
+		if failed != nil {
+			return failed
+		}
+		if failed = ctx.Err(); failed != nil {
+			return failed
+		}
+		if failed = writeMsg(c, reply{OK: true, More: true, Logs: b.Lines, Notes: b.Notes}); failed != nil {
+			cancel()
+		}
+		return failed
+	}
+	err := s.guarded(req, log, func() error {
+		return h.Logs(ctx, LogsRequest{Names: req.Names, Lines: req.Lines, Follow: req.Follow, Since: req.Since}, send)
+	})
+	switch {
+	case failed != nil:
+		// The client is gone or not reading: nothing more to say.
+	case err != nil:
+		writeReply(c, errReply(err))
+	default:
+		writeReply(c, reply{OK: true})
+	}
+}
+
+// guarded runs f, turning a panic into an error as dispatch does.
+func (s *Server) guarded(req request, log *slog.Logger, f func() error) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			stack := debug.Stack()
+			log.Error("control socket: panic in a handler", "verb", req.Verb, "panic", fmt.Sprint(v), "stack", string(stack))
+			err = fmt.Errorf("internal error: %v", v)
+			if s.OnPanic != nil {
+				s.OnPanic(v, stack)
+			}
+		}
+	}()
+	return f()
 }
 
 func readRequest(c net.Conn) (request, error) {
@@ -531,51 +639,65 @@ func readRequest(c net.Conn) (request, error) {
 	return req, nil
 }
 
-func writeReply(c net.Conn, rep reply) {
+func writeReply(c net.Conn, rep reply) { writeMsg(c, rep) }
+
+// writeMsg writes one reply line within replyTimeout.
+func writeMsg(c net.Conn, rep reply) error {
 	rep.V = Version
 	b, err := json.Marshal(rep)
 	if err != nil {
 		b, _ = json.Marshal(reply{V: Version, Error: "cannot encode the reply: " + err.Error()})
 	}
 	c.SetWriteDeadline(time.Now().Add(replyTimeout))
-	c.Write(append(b, '\n'))
+	_, err = c.Write(append(b, '\n'))
+	return err
 }
 
 func errReply(err error) reply {
 	return reply{Error: err.Error(), Unknown: errors.Is(err, ErrUnknown)}
 }
 
-// dispatch checks a request and runs it through h.
-func (s *Server) dispatch(h Handler, req request, log *slog.Logger) (rep reply) {
-	if req.V == 0 {
-		req.V = Version
-	}
-	if req.V != Version {
-		return reply{Error: fmt.Sprintf("protocol version %d not supported (this vigil speaks %d)", req.V, Version)}
+// check refuses a request no verb may take: a wrong version, an unknown
+// verb, names where there must be none or none where some are needed.
+func (s *Server) check(req request) (reply, bool) {
+	if req.V != 0 && req.V != Version {
+		return reply{Error: fmt.Sprintf("protocol version %d not supported (this vigil speaks %d)", req.V, Version)}, false
 	}
 	row, ok := remote(req.Verb)
 	if !ok {
-		return reply{Error: fmt.Sprintf("unknown verb %q", req.Verb)}
+		return reply{Error: fmt.Sprintf("unknown verb %q", req.Verb)}, false
 	}
-	timeout := row.Timeout
 	for _, n := range req.Names {
 		if n == "" {
-			return reply{Error: "empty service name"}
+			return reply{Error: "empty service name"}, false
 		}
 	}
 	switch row.Names {
 	case verb.SomeNames:
 		if len(req.Names) == 0 {
-			return reply{Error: req.Verb + " needs at least one service name"}
+			return reply{Error: req.Verb + " needs at least one service name"}, false
 		}
 	case verb.NoNames:
 		if len(req.Names) != 0 {
-			return reply{Error: req.Verb + " takes no service names"}
+			return reply{Error: req.Verb + " takes no service names"}, false
 		}
 	}
 	if req.Verb == verbSignal && (req.Signal < 1 || req.Signal > 64) {
-		return reply{Error: fmt.Sprintf("bad signal number %d", req.Signal)}
+		return reply{Error: fmt.Sprintf("bad signal number %d", req.Signal)}, false
 	}
+	if req.Verb == verbScale && (len(req.Names) != 1 || req.Count < 1) {
+		return reply{Error: "scale takes one service name and a count of at least 1"}, false
+	}
+	return reply{}, true
+}
+
+// dispatch checks a request and runs it through h.
+func (s *Server) dispatch(h Handler, req request, log *slog.Logger) (rep reply) {
+	if rep, ok := s.check(req); !ok {
+		return rep
+	}
+	row, _ := remote(req.Verb)
+	timeout := row.Timeout
 	ctx, cancel := context.WithTimeout(s.ctx, timeout)
 	defer cancel()
 	defer func() {
@@ -614,6 +736,20 @@ func (s *Server) dispatch(h Handler, req request, log *slog.Logger) (rep reply) 
 		err = h.Reset(ctx, req.Names)
 	case verbReexec:
 		err = h.Reexec(ctx)
+	case verbScale:
+		err = h.Scale(ctx, req.Names[0], req.Count)
+	case verbLogs:
+		// The connection's logs go through serveLogs; this is the same
+		// answer in one reply, without following.
+		var all LogBatch
+		err = h.Logs(ctx, LogsRequest{Names: req.Names, Lines: req.Lines, Since: req.Since}, func(b LogBatch) error {
+			all.Lines = append(all.Lines, b.Lines...)
+			all.Notes = append(all.Notes, b.Notes...)
+			return nil
+		})
+		if err == nil {
+			return reply{OK: true, Logs: all.Lines, Notes: all.Notes}
+		}
 	}
 	if err != nil {
 		return errReply(err)
@@ -706,6 +842,7 @@ func newServer(ln *net.UnixListener, path string, dev, ino uint64) *Server {
 		readers:    list.New(),
 		sem:        make(chan struct{}, maxConns),
 		probes:     make(chan struct{}, probeSlots),
+		followers:  make(chan struct{}, maxFollowers),
 		refusedLog: limiter{every: warnEvery},
 		busyLog:    limiter{every: warnEvery},
 		badLog:     limiter{every: warnEvery},
@@ -714,12 +851,18 @@ func newServer(ln *net.UnixListener, path string, dev, ino uint64) *Server {
 	}
 }
 
-// Pause stops accepting connections (Serve returns) but keeps the socket
-// listening: before a re-exec, so clients wait in the backlog for the new
-// image instead of being accepted by one about to vanish.
+// errAlreadyServing: Serve was called while a loop already accepts.
+var errAlreadyServing = errors.New("control socket: already served")
+
+// Pause stops accepting connections but keeps the socket listening: before
+// a re-exec, so clients wait in the backlog for the new image instead of
+// being accepted by one about to vanish. It returns once every Serve loop
+// has returned, so a Resume and a new Serve after a failed exec never leave
+// two loops on one listener.
 func (s *Server) Pause() {
 	s.paused.Store(true)
 	s.ln.SetDeadline(time.Now())
+	s.loops.Wait()
 }
 
 // Resume undoes Pause; the caller runs Serve again.

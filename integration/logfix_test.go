@@ -177,7 +177,7 @@ func TestStalledStderrDoesNotStopVigil(t *testing.T) {
 	// logs 3 lines a run.)
 	restarts := func() int { return status(t, sock)["crashloop"].Services[0].Restarts }
 	r0 := restarts()
-	waitFor(t, 60*time.Second, "1000 more runs of crashloop", func() bool { return restarts() >= r0+1000 })
+	waitFor(t, 120*time.Second, "2000 more runs of crashloop", func() bool { return restarts() >= r0+2000 })
 	for _, verb := range [][]string{{"status"}, {"ready", "steady"}, {"status", "--json"}} {
 		if code, out, errs := ctl(t, sock, verb...); code != 0 {
 			t.Errorf("vigil %s with its stderr stalled: exit %d %s %s", strings.Join(verb, " "), code, out, errs)

@@ -233,3 +233,24 @@ func TestRefusedHandoffFailsSafe(t *testing.T) {
 	v.signal(unix.SIGTERM)
 	v.wait(20 * time.Second)
 }
+
+// TestParentDeathSignalSurvivesReexec: the parent-death signal vigil's parent
+// set (unshare --kill-child) still fires after a re-exec: the kernel keeps it
+// per thread, and Go may exec from any thread. Killing unshare must take
+// vigil, and with it the PID namespace, down.
+func TestParentDeathSignalSurvivesReexec(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "sock")
+	cfg := config(t, dir, `{"services": [{"name": "steady", "command": ["sleep", "1000"]}]}`)
+	v := start(t, modes[0], opts{env: []string{"VIGIL_SOCKET=" + sock}}, "-c", cfg)
+	pid := v.pid()
+	waitFor(t, 15*time.Second, "socket", func() bool { return ctlOK(t, sock, "ready") })
+	for gen := 1; gen <= 3; gen++ {
+		reexecAndWait(t, v, sock, gen)
+	}
+	v.cmd.Process.Kill() // unshare: vigil's parent
+	waitFor(t, 20*time.Second, "vigil gone with its parent", func() bool {
+		_, err := os.Stat("/proc/" + strconv.Itoa(pid))
+		return err != nil
+	})
+}

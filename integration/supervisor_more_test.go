@@ -280,3 +280,57 @@ func TestInheritedDescriptorsReachOnlyMain(t *testing.T) {
 		})
 	}
 }
+
+// TestStopTakesEscapedDescendants: `vigil stop` returns once the service's
+// whole tree is gone, a child that called setsid (left the group) included.
+func TestStopTakesEscapedDescendants(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "sock")
+	cfg := config(t, dir, `{"services": [
+		{"name": "svc", "command": "setsid sleep 1000 & echo $! > $D/escaped; exec sleep 1000"}
+	]}`)
+	v := start(t, modes[0], opts{env: []string{"VIGIL_SOCKET=" + sock}}, "-c", cfg)
+	waitFor(t, 20*time.Second, "the escaped child", func() bool { return len(lines(filepath.Join(dir, "escaped"))) > 0 })
+	pid := lines(filepath.Join(dir, "escaped"))[0]
+	// Its pid in vigil's namespace: find the host pid by the escaped sleep's
+	// session (it leads its own).
+	var host int
+	waitFor(t, 10*time.Second, "the escaped child in /proc", func() bool {
+		for _, p := range descendantsOf(v.pid()) {
+			if nsPid(p) == pid {
+				host = p
+				return true
+			}
+		}
+		return false
+	})
+	if code, _, errs := ctl(t, sock, "stop", "svc"); code != 0 {
+		t.Fatalf("stop: exit %d %s", code, errs)
+	}
+	if st, ok := readStat(host); ok && st.state != 'Z' {
+		t.Errorf("vigil stop returned with the setsid child %d still running (%c)", host, st.state)
+	}
+	v.signal(unix.SIGTERM)
+	v.wait(20 * time.Second)
+}
+
+// descendantsOf lists the descendants of pid (host PIDs).
+func descendantsOf(pid int) []int {
+	var out []int
+	for _, c := range children(pid) {
+		out = append(out, c)
+		out = append(out, descendantsOf(c)...)
+	}
+	return out
+}
+
+// nsPid is a process's PID in its own (innermost) namespace.
+func nsPid(pid int) string {
+	for _, l := range lines("/proc/" + strconv.Itoa(pid) + "/status") {
+		if v, ok := strings.CutPrefix(l, "NSpid:"); ok {
+			f := strings.Fields(v)
+			return f[len(f)-1]
+		}
+	}
+	return ""
+}

@@ -143,3 +143,33 @@ var errMalformedStat = errors.New("malformed /proc/PID/stat")
 
 // KillGroup SIGKILLs the process group led by pid.
 func KillGroup(pid int) { unix.Kill(-pid, unix.SIGKILL) }
+
+// Proc is one process, told apart from a later one with the same PID by
+// its start time.
+type Proc struct {
+	Pid   int
+	Start uint64
+}
+
+// Escaped lists the living descendants of leader that left its process
+// group (setsid, setpgid): a stop of the group alone would miss them.
+func Escaped(leader, pgid int) []Proc {
+	var out []Proc
+	for _, pid := range Descendants(leader) {
+		if g, err := unix.Getpgid(pid); err != nil || g == pgid {
+			continue
+		}
+		if _, st, err := ProcStat(pid); err == nil {
+			out = append(out, Proc{pid, st})
+		}
+	}
+	return out
+}
+
+// Signal sends sig to p if it is still the process it was (0 probes it).
+func (p Proc) Signal(sig syscall.Signal) error {
+	if _, st, err := ProcStat(p.Pid); err != nil || st != p.Start {
+		return unix.ESRCH
+	}
+	return unix.Kill(p.Pid, sig)
+}

@@ -65,6 +65,7 @@ type Output struct {
 	w    io.Writer // when the stream is no file (tests)
 	fd   int       // else the descriptor written to; -1 when w is used
 	sock bool      // fd is a socket: send with MSG_DONTWAIT
+	fifo bool      // fd is a non-blocking pipe of vigil's own: writes up to PIPE_BUF are whole or refused
 	// pollFirst: fd is a pipe shared with services and maybe blocking:
 	// poll for room before each write of at most a page.
 	pollFirst bool
@@ -91,10 +92,12 @@ type Output struct {
 }
 
 // Bounds of the queue of vigil's own log lines: a stalled reader costs at
-// most this much memory; further lines are counted and dropped.
+// most this much memory; further lines are counted and dropped. Large
+// enough for a burst from one event with a reader that keeps up (2000
+// orphans reaped in one pass log 2000 lines at once, with -w).
 const (
-	logQueueLines = 1024
-	logQueueBytes = 256 << 10
+	logQueueLines = 4096
+	logQueueBytes = 512 << 10
 )
 
 // pageSize is what a pipe takes in one write once poll(2) says it has room.
@@ -148,6 +151,7 @@ func NewOutput(w io.Writer) *Output {
 		}
 		own := os.NewFile(uintptr(nfd), f.Name())
 		o.fd, o.keep = nfd, [2]*os.File{f, own}
+		o.fifo = st.Mode&unix.S_IFMT == unix.S_IFIFO
 	}
 	if efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err == nil {
 		o.wake = efd
@@ -292,6 +296,9 @@ func (o *Output) Resume() {
 func (o *Output) Write(p []byte) (int, error) {
 	o.qmu.Lock()
 	defer o.qmu.Unlock()
+	if o.idle == nil && o.dropped == 0 && o.tryWrite(p) {
+		return len(p), nil
+	}
 	if len(o.queue) >= logQueueLines || o.queued+len(p) > logQueueBytes {
 		if o.dropped == 0 {
 			o.dropAt = len(o.queue)
@@ -307,6 +314,37 @@ func (o *Output) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// tryWrite writes a line at once when that cannot block nor tear it: to a
+// pipe vigil opened non-blocking, a write of up to PIPE_BUF goes in whole or
+// not at all, and only when no pump holds the stream. Lines then appear in
+// the order they were logged, with no goroutine woken for them; anything
+// else goes through the queue.
+func (o *Output) tryWrite(p []byte) bool {
+	if !o.fifo || o.pollFirst || len(p) > pipeBuf || o.interrupted.Load() || !o.mu.TryLock() {
+		return false
+	}
+	defer o.mu.Unlock()
+	if o.broken != nil {
+		return true // dropped, as the queue would
+	}
+	for {
+		n, err := unix.Write(o.fd, p)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case errors.Is(err, syscall.EPIPE):
+			o.broken = err
+			return true
+		case err != nil || n != len(p):
+			return n == len(p)
+		}
+		return true
+	}
+}
+
+// pipeBuf is what a pipe takes whole or not at all (POSIX PIPE_BUF, Linux).
+const pipeBuf = 4096
 
 // SetDropLine sets how the report of dropped log lines is written, so it
 // has the log's format; by default a plain line.
@@ -430,7 +468,41 @@ func (o *Output) Pump(name string, r io.Reader) error {
 // written twice; only a line longer than a pipe takes at once that was cut
 // mid-write goes on, after the exec, under a prefix of its own.
 func (o *Output) PumpCarry(name string, r io.Reader, carry []byte) (leftover []byte, err error) {
-	p := len(name) + len(" | ")
+	leftover, _, err = o.PumpTee(PumpOptions{Prefix: name + " | "}, r, carry)
+	return leftover, err
+}
+
+// PumpOptions are the choices of PumpTee.
+type PumpOptions struct {
+	// Prefix goes in front of every line written ("web | "); "" writes
+	// the lines as they are (log: inherit passed through vigil).
+	Prefix string
+	// Tee, if set, is given every whole line as it is taken for writing
+	// (without its newline; a MaxLine chunk counts as a line) and the time
+	// the read that completed it returned (one clock reading per read, not
+	// per line), on the pump's goroutine. It must not keep the slice, and
+	// must not block: it runs between the reads that keep the service's
+	// pipe from filling.
+	Tee func(line []byte, at time.Time)
+	// Teed is how many bytes at the front of the carry were given to Tee
+	// by the pump that left them (see PumpTee's teed): not given again.
+	Teed int
+}
+
+// PumpTee is PumpCarry with the options o. It also returns teed: how many
+// bytes at the front of leftover were given to Tee already (lines whose
+// write was interrupted), for the next pump's PumpOptions.Teed, so that
+// across a re-exec no line reaches Tee twice or never.
+func (o *Output) PumpTee(opt PumpOptions, r io.Reader, carry []byte) (leftover []byte, teed int, err error) {
+	prefix := opt.Prefix
+	p := len(prefix)
+	skip := opt.Teed
+	// readAt is when the last read returned: the time of the lines it
+	// completed (a carry's, when this pump started).
+	var readAt time.Time
+	if opt.Tee != nil {
+		readAt = time.Now()
+	}
 	buf := make([]byte, p+max(initialBuf, len(carry)+1))
 	// Unconsumed data is buf[start:end]; start never drops below p, so there
 	// is always room for the prefix in front of a line.
@@ -468,12 +540,25 @@ func (o *Output) PumpCarry(name string, r io.Reader, carry []byte) (leftover []b
 	// it there, over bytes already consumed. It reports whether the line
 	// was taken (written, batched, or held after an interrupted write of
 	// its own); after an interrupted flush it was not.
+	var put func(s, e int) bool
 	emit := func(s, e int) bool {
 		if split && e-s == 1 {
 			split = false
 			return true
 		}
 		split = false
+		if !put(s, e) {
+			return false
+		}
+		// Taken, written or held: given to tee now, once.
+		if skip > 0 {
+			skip -= e - s
+		} else if opt.Tee != nil {
+			opt.Tee(buf[s:e-1], readAt)
+		}
+		return true
+	}
+	put = func(s, e int) bool {
 		if n := p + e - s; n <= batchMax {
 			if len(batch)+n > batchMax {
 				if flush(); interrupted {
@@ -483,22 +568,20 @@ func (o *Output) PumpCarry(name string, r io.Reader, carry []byte) (leftover []b
 			if batch == nil {
 				batch = make([]byte, 0, batchMax)
 			}
-			batch = append(batch, name...)
-			batch = append(batch, " | "...)
+			batch = append(batch, prefix...)
 			batch = append(batch, buf[s:e]...)
 			return true
 		}
 		if flush(); interrupted {
 			return false
 		}
-		copy(buf[s-p:], name)
-		copy(buf[s-p+len(name):], " | ")
+		copy(buf[s-p:], prefix)
 		write(buf[s-p : e])
 		return true
 	}
-	// stop is the interrupted pump's result.
-	stop := func() ([]byte, error) {
-		return append(held, buf[start:end]...), errors.Join(ErrInterrupted, werr)
+	// stop is the interrupted pump's result: what it held went to tee.
+	stop := func() ([]byte, int, error) {
+		return append(held, buf[start:end]...), len(held) + max(skip, 0), errors.Join(ErrInterrupted, werr)
 	}
 	// room makes buf[end] exist: it moves the pending bytes to the front of
 	// the buffer, or grows it if they are there already.
@@ -546,7 +629,7 @@ func (o *Output) PumpCarry(name string, r io.Reader, carry []byte) (leftover []b
 			if flush(); interrupted {
 				return stop()
 			}
-			return bytes.Clone(buf[start:end]), werr
+			return bytes.Clone(buf[start:end]), max(skip, 0), werr
 		}
 		if rerr != nil {
 			if start < end {
@@ -573,6 +656,9 @@ func (o *Output) PumpCarry(name string, r io.Reader, carry []byte) (leftover []b
 		}
 		free := len(buf) - end
 		n, err := r.Read(buf[end:])
+		if opt.Tee != nil {
+			readAt = time.Now()
+		}
 		end += n
 		rerr = err
 		if n == free && len(buf)-p < maxData {
@@ -583,7 +669,7 @@ func (o *Output) PumpCarry(name string, r io.Reader, carry []byte) (leftover []b
 	if errors.Is(rerr, io.EOF) {
 		rerr = nil
 	}
-	return nil, errors.Join(rerr, werr)
+	return nil, 0, errors.Join(rerr, werr)
 }
 
 // unprefix is what of b, prefixed lines of which the first n bytes were

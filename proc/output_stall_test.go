@@ -246,12 +246,17 @@ func TestPumpInterrupt(t *testing.T) {
 			}()
 			type res struct {
 				left []byte
+				teed int
 				err  error
 			}
+			// Every line reaches the tee (a service's ring and log file)
+			// once, across the interruption as across a re-exec.
+			var teed []string
+			tee := func(l []byte, _ time.Time) { teed = append(teed, string(l)) }
 			done := make(chan res, 1)
 			go func() {
-				left, err := o.PumpCarry("svc", sr, nil)
-				done <- res{left, err}
+				left, n, err := o.PumpTee(PumpOptions{Prefix: "svc | ", Tee: tee}, sr, nil)
+				done <- res{left, n, err}
 			}()
 			// Once the pump has taken some in (and so waits to write it),
 			// stop it as a re-exec does.
@@ -274,7 +279,7 @@ func TestPumpInterrupt(t *testing.T) {
 			}()
 			sw.Close()
 			sr.SetReadDeadline(time.Time{})
-			if _, err := o.PumpCarry("svc", sr, got.left); err != nil {
+			if _, _, err := o.PumpTee(PumpOptions{Prefix: "svc | ", Tee: tee, Teed: got.teed}, sr, got.left); err != nil {
 				t.Fatal(err)
 			}
 			w.Close()
@@ -284,14 +289,7 @@ func TestPumpInterrupt(t *testing.T) {
 				if strings.Trim(l, "x") == "" {
 					continue
 				}
-				want := "svc | line " + strconv.Itoa(next)
-				if next == n/2+1 {
-					want = "svc | a partial line " + strconv.Itoa(next)
-				}
-				if next == n {
-					want = "svc | last without end"
-				}
-				if l != want {
+				if want := lineText(next, n); l != want {
 					t.Fatalf("%q, want %q", l, want)
 				}
 				next++
@@ -299,8 +297,27 @@ func TestPumpInterrupt(t *testing.T) {
 			if next != n+1 {
 				t.Errorf("%d of %d lines", next, n+1)
 			}
+			if len(teed) != n+1 {
+				t.Fatalf("tee got %d lines, want %d", len(teed), n+1)
+			}
+			for i, l := range teed {
+				if want := strings.TrimPrefix(lineText(i, n), "svc | "); l != want {
+					t.Fatalf("tee line %d: %q, want %q", i, l, want)
+				}
+			}
 		})
 	}
+}
+
+// lineText is line i of TestPumpInterrupt's n as written out.
+func lineText(i, n int) string {
+	switch i {
+	case n/2 + 1:
+		return "svc | a partial line " + strconv.Itoa(i)
+	case n:
+		return "svc | last without end"
+	}
+	return "svc | line " + strconv.Itoa(i)
 }
 
 // pipeBytes is how much the pipe holds, without making r blocking (Fd

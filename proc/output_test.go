@@ -340,3 +340,44 @@ func got2(o *Output, b *bytes.Buffer) string {
 	defer o.mu.Unlock()
 	return b.String()
 }
+
+func TestPumpTee(t *testing.T) {
+	exact := strings.Repeat("y", MaxLine)
+	tests := []struct {
+		name, prefix, in, want string
+		tee                    []string
+	}{
+		{"no prefix", "", "a\nbb\n", "a\nbb\n", []string{"a", "bb"}},
+		{"prefixed", "w | ", "a\n\nc", "w | a\nw | \nw | c\n", []string{"a", "", "c"}},
+		{"CR kept", "", "a\r\n", "a\r\n", []string{"a\r"}},
+		{"long line in chunks", "", exact + "z\n", exact + "\nz\n", []string{exact, "z"}},
+		{"exact MaxLine: no empty line", "", exact + "\nq\n", exact + "\nq\n", []string{exact, "q"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			var got []string
+			o := NewOutput(&out)
+			left, teed, err := o.PumpTee(PumpOptions{Prefix: tt.prefix, Tee: func(l []byte, _ time.Time) { got = append(got, string(l)) }},
+				iotest.OneByteReader(strings.NewReader(tt.in)), nil)
+			if err != nil || left != nil || teed != 0 {
+				t.Fatalf("left %q teed %d err %v", left, teed, err)
+			}
+			if out.String() != tt.want {
+				t.Errorf("wrote %q, want %q", out.String(), tt.want)
+			}
+			if strings.Join(got, "|") != strings.Join(tt.tee, "|") || len(got) != len(tt.tee) {
+				t.Errorf("tee %q, want %q", got, tt.tee)
+			}
+		})
+	}
+	// The lines a pump carried and teed already are written, not teed again.
+	var out bytes.Buffer
+	var got []string
+	o := NewOutput(&out)
+	_, _, err := o.PumpTee(PumpOptions{Tee: func(l []byte, _ time.Time) { got = append(got, string(l)) }, Teed: len("old\n")},
+		strings.NewReader("new\n"), []byte("old\n"))
+	if err != nil || out.String() != "old\nnew\n" || len(got) != 1 || got[0] != "new" {
+		t.Errorf("carry: wrote %q, teed %q, err %v", out.String(), got, err)
+	}
+}

@@ -28,8 +28,9 @@ type Command struct {
 	// Terminal, if >= 0, is the controlling terminal's fd in vigil: the child's
 	// process group is made the terminal's foreground group.
 	Terminal int
-	// Inherit are descriptors of vigil's passed at the same numbers (the
-	// main process gets back what vigil inherited, as under tini).
+	// Inherit are descriptors of vigil's left open in this child at the
+	// same numbers (the main process gets back what vigil inherited, as
+	// under tini); they must be ones Files does not name.
 	Inherit []int
 	// Session puts the child in a session of its own; otherwise it gets a
 	// process group of its own.
@@ -77,12 +78,6 @@ func StartTo(r *reaper.Reaper, c Command, sink reaper.Sink) (int, error) {
 	if files == nil {
 		files = []uintptr{0, 1, 2}
 	}
-	for _, fd := range c.Inherit {
-		for len(files) <= fd {
-			files = append(files, ^uintptr(0)) // closed in the child
-		}
-		files[fd] = uintptr(fd)
-	}
 	sys := &syscall.SysProcAttr{Credential: credential(c.Credential, os.Geteuid(), os.Getegid())}
 	switch {
 	case c.Session:
@@ -94,7 +89,7 @@ func StartTo(r *reaper.Reaper, c Command, sink reaper.Sink) (int, error) {
 	default:
 		sys.Setpgid = true
 	}
-	pid, err := r.SpawnTo(sink, path, c.Argv, &syscall.ProcAttr{Dir: c.Dir, Env: c.Env, Files: files, Sys: sys})
+	pid, err := r.SpawnTo(sink, c.Inherit, path, c.Argv, &syscall.ProcAttr{Dir: c.Dir, Env: c.Env, Files: files, Sys: sys})
 	if err != nil {
 		return 0, &StartError{Argv0: c.Argv[0], Code: codeFor(err), Err: err}
 	}

@@ -90,18 +90,27 @@ func New(onOrphan func(Exit)) *Reaper {
 // once; it is buffered, so the reaper never waits for the owner.
 func (r *Reaper) Spawn(argv0 string, argv []string, attr *syscall.ProcAttr) (int, <-chan Exit, error) {
 	ch := make(exitChan, 1)
-	pid, err := r.SpawnTo(ch, argv0, argv, attr)
+	pid, err := r.SpawnTo(ch, nil, argv0, argv, attr)
 	if err != nil {
 		return 0, nil, err
 	}
 	return pid, ch, nil
 }
 
-// SpawnTo is Spawn with the exit delivered to sink.
-func (r *Reaper) SpawnTo(sink Sink, argv0 string, argv []string, attr *syscall.ProcAttr) (int, error) {
+// SpawnTo is Spawn with the exit delivered to sink. The descriptors in
+// inherit, close-on-exec in vigil, stay open in this child only: every
+// spawn holds the reaper's lock, so no other child can inherit them
+// meanwhile.
+func (r *Reaper) SpawnTo(sink Sink, inherit []int, argv0 string, argv []string, attr *syscall.ProcAttr) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	for _, fd := range inherit {
+		unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0)
+	}
 	pid, err := syscall.ForkExec(argv0, argv, attr)
+	for _, fd := range inherit {
+		unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC)
+	}
 	if err != nil {
 		return 0, err
 	}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -97,7 +98,12 @@ func Check(rp *reaper.Reaper) error {
 // the listener (if any) survive the exec, and execs. Nothing may fork
 // meanwhile (hold the reaper). It returns only if the exec failed, with
 // every descriptor as it was.
-func Exec(h *Handoff, keep []int, ln *Listener) error {
+//
+// pdeath, if not 0, is set as the parent-death signal of the thread that
+// execs: the kernel keeps it per thread, and only that thread survives the
+// exec (a parent's `unshare --kill-child` would otherwise stop working after
+// the first re-exec).
+func Exec(h *Handoff, keep []int, ln *Listener, pdeath syscall.Signal) error {
 	exe, err := exe()
 	if err != nil {
 		return err
@@ -146,6 +152,11 @@ func Exec(h *Handoff, keep []int, ln *Listener) error {
 			env = append(env, kv)
 		}
 	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if pdeath != 0 {
+		unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(pdeath), 0, 0, 0)
+	}
 	err = syscall.Exec(exe, os.Args, env)
 	for _, k := range keep {
 		unix.FcntlInt(uintptr(k), unix.F_SETFD, unix.FD_CLOEXEC)
@@ -172,11 +183,36 @@ func Read() (*Handoff, error) {
 	if err != nil {
 		return nil, fmt.Errorf("handoff: %w", err)
 	}
-	data := make([]byte, fi.Size())
-	if _, err := f.ReadAt(data, 0); err != nil {
+	if fi.Size() == 0 {
+		return nil, errors.New("handoff: empty")
+	}
+	// Mapped, not read: the rings in it (a megabyte a chatty service) are
+	// decoded from the mapping, and fresh memory costs the pause more
+	// than anything else (a read into a new buffer was a third of it).
+	// Private: nothing the new image does writes to it.
+	data, err := unix.Mmap(int(f.Fd()), 0, int(fi.Size()), unix.PROT_READ, unix.MAP_PRIVATE)
+	if err != nil {
 		return nil, fmt.Errorf("handoff: %w", err)
 	}
-	return decodeHandoff(data)
+	h, err := decodeHandoff(data)
+	if err != nil {
+		unix.Munmap(data)
+		return nil, err
+	}
+	h.mapped = data
+	return h, nil
+}
+
+// Release unmaps the handoff Read mapped: every LogRing of it (RawBytes
+// into the mapping) must be done with. Everything else was copied out.
+func (h *Handoff) Release() {
+	if h.mapped != nil {
+		for i := range h.Services {
+			h.Services[i].LogRing = nil
+		}
+		unix.Munmap(h.mapped)
+		h.mapped = nil
+	}
 }
 
 // encodeHandoff lays out the memfd's contents (see above).
@@ -187,7 +223,13 @@ func encodeHandoff(bind Binding, h *Handoff) ([]byte, error) {
 	}
 	// A service takes some 100 bytes: one allocation, rather than doubling
 	// through the sizes in the pause.
-	doc := make([]byte, 0, 2*binary.MaxVarintLen64+len(b)+128*(len(h.Services)+1))
+	size := 2*binary.MaxVarintLen64 + len(b) + 128*(len(h.Services)+1)
+	for _, hs := range h.Services {
+		if hs.LogRing != nil {
+			size += hs.LogRing.EncodedLen() + 8
+		}
+	}
+	doc := make([]byte, 0, size)
 	doc = binary.AppendUvarint(doc, Version)
 	doc = binary.AppendUvarint(doc, uint64(len(b)))
 	doc = append(doc, b...)

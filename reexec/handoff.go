@@ -37,6 +37,9 @@ type Handoff struct {
 	// checked delivers, in the order of Services, whether each one's Pid
 	// is still the process handed over (see CheckProcesses).
 	checked <-chan []bool
+	// mapped is the memfd's mapping Read decoded it from; the LogRings
+	// point into it until Release.
+	mapped []byte
 }
 
 // CheckProcesses starts checking, in the background, that each process of
@@ -118,6 +121,19 @@ type HandoffService struct {
 	Stopping         bool
 	KillAt           int64
 	RestartAfterStop bool
+	// A scheduled service's next tick (wall clock; zero if none armed), its
+	// latest run's start, its failed runs, and whether a run is due
+	// (waiting for its dependencies, or for a replaced run to stop).
+	NextRun    time.Time
+	LastRun    time.Time
+	FailedRuns int
+	RunDue     bool
+	// LogRing is the service's ring of recent lines (`vigil logs`), nil
+	// if it keeps none. The old image hands the ring itself, which
+	// encodes itself straight into the handoff (a megabyte each: no copy
+	// on the way); the new image gets it as RawBytes, a slice of the
+	// handoff it must copy before the handoff goes.
+	LogRing Blob
 	// HealthFailures counts the failed health checks of the service since
 	// vigil started (a metric's counter).
 	HealthFailures uint64
@@ -126,6 +142,21 @@ type HandoffService struct {
 	// readiness deadline any more.
 	WasReady bool
 }
+
+// Blob is data the handoff carries opaque: what encodes it, or the bytes
+// it was decoded from.
+type Blob interface {
+	AppendBinary(b []byte) ([]byte, error)
+	// EncodedLen is the length AppendBinary appends, to size the handoff
+	// in one allocation.
+	EncodedLen() int
+}
+
+// RawBytes is a Blob as the new image reads it.
+type RawBytes []byte
+
+func (r RawBytes) AppendBinary(b []byte) ([]byte, error) { return append(b, r...), nil }
+func (r RawBytes) EncodedLen() int                       { return len(r) }
 
 // Clock pairs a reading of time.Now with one of CLOCK_MONOTONIC, to
 // translate times to and from what another image of this process can
@@ -157,6 +188,10 @@ type HandoffPipe struct {
 	FD     int
 	Stderr bool
 	Carry  []byte
+	// Teed is how many bytes at the front of Carry are in the service's
+	// ring and log file already (lines whose write to vigil's output was
+	// interrupted): the new image writes them out, not into the log again.
+	Teed int
 }
 
 // startTime is a process's start time (see procStat).

@@ -350,6 +350,7 @@ func (w *wireWriter) handoffService(hs *HandoffService) {
 				w.int(int64(p.FD))
 				w.bool(p.Stderr)
 				w.bytes(p.Carry)
+				w.int(int64(p.Teed))
 			})
 		}
 		w.int(int64(hs.Notify))
@@ -358,6 +359,20 @@ func (w *wireWriter) handoffService(hs *HandoffService) {
 		w.bool(hs.Stopping)
 		w.int(hs.KillAt)
 		w.bool(hs.RestartAfterStop)
+		w.time(hs.NextRun)
+		w.time(hs.LastRun)
+		w.int(int64(hs.FailedRuns))
+		w.bool(hs.RunDue)
+		w.bool(hs.LogRing != nil)
+		if hs.LogRing != nil {
+			w.record(func() {
+				// An encoding error leaves the record empty: the new
+				// image starts an empty ring.
+				if b, err := hs.LogRing.AppendBinary(w.b); err == nil {
+					w.b = b
+				}
+			})
+		}
 		w.uint(hs.HealthFailures)
 		w.bool(hs.WasReady)
 	})
@@ -395,6 +410,7 @@ func (r *wireReader) handoffService(hs *HandoffService) {
 					p.FD = int(r.int())
 					p.Stderr = r.bool()
 					p.Carry = r.bytes()
+					p.Teed = int(r.int())
 				})
 			}
 		}
@@ -404,6 +420,22 @@ func (r *wireReader) handoffService(hs *HandoffService) {
 		hs.Stopping = r.bool()
 		hs.KillAt = r.int()
 		hs.RestartAfterStop = r.bool()
+		hs.NextRun = r.time()
+		hs.LastRun = r.time()
+		hs.FailedRuns = int(r.int())
+		hs.RunDue = r.bool()
+		if r.bool() {
+			var raw RawBytes
+			r.record(func() {
+				// Not copied: a megabyte each, copied again by the ring
+				// that decodes it.
+				raw, r.b = RawBytes(r.b[:len(r.b):len(r.b)]), nil
+			})
+			if raw == nil {
+				raw = RawBytes{}
+			}
+			hs.LogRing = raw
+		}
 		hs.HealthFailures = r.uint()
 		hs.WasReady = r.bool()
 	})

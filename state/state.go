@@ -49,6 +49,9 @@ type Service struct {
 	LastExit  *int      `json:"last_exit"` // 0..255, or 128+S for a signal; null if none
 	Started   time.Time `json:"started,omitzero"`
 	Exited    time.Time `json:"exited,omitzero"`
+	// LastRun is when a scheduled service's latest run started: at start,
+	// a tick missed since is caught up (starting_deadline).
+	LastRun time.Time `json:"last_run,omitzero"`
 }
 
 // File is the whole document.

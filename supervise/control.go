@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"reflect"
 	"slices"
+	"strings"
 	"syscall"
 
 	"github.com/vigil-init/vigil/config"
@@ -112,11 +113,74 @@ func (s *Supervisor) lookup(names []string) ([]*service, error) {
 	for _, n := range names {
 		svc := s.byName[n]
 		if svc == nil {
-			return nil, fmt.Errorf("%w %q", ErrUnknown, n)
+			// A template's name stands for every copy.
+			copies := s.copiesOf(n)
+			if len(copies) == 0 {
+				return nil, fmt.Errorf("%w %q", ErrUnknown, n)
+			}
+			out = append(out, copies...)
+			continue
 		}
 		out = append(out, svc)
 	}
 	return out, nil
+}
+
+// copiesOf lists the copies of the service with instances called template,
+// in config order (by number).
+func (s *Supervisor) copiesOf(template string) []*service {
+	var out []*service
+	for _, svc := range s.order {
+		if svc.Template == template && !svc.isMain {
+			out = append(out, svc)
+		}
+	}
+	return out
+}
+
+// Scale runs n copies of the service with instances called name, as a
+// reload with another instances would (docs/schedules.md): the
+// highest-numbered copies start or stop, the others keep running. Not
+// persisted: the config wins at the next reload or start.
+func (s *Supervisor) Scale(ctx context.Context, name string, n int) error {
+	var touched []*service
+	return s.await(ctx, func() error {
+		if s.shuttingDown {
+			return ErrStopped
+		}
+		if s.o.Wrapper {
+			return ErrWrapper
+		}
+		copies := s.copiesOf(name)
+		switch {
+		case len(copies) == 0 && s.byName[name] != nil:
+			return fmt.Errorf("%s has no instances: only a service with instances in the config can be scaled", name)
+		case len(copies) == 0:
+			return fmt.Errorf("%w %q", ErrUnknown, name)
+		case n < 1 || n > config.MaxInstances:
+			return fmt.Errorf("%d copies: want 1..%d", n, config.MaxInstances)
+		}
+		var next []config.Service
+		for _, svc := range s.order {
+			switch {
+			case svc.isMain:
+			case svc == copies[0]:
+				for k := 1; k <= n; k++ {
+					c := svc.Service.CopyAs(k, n)
+					if o := s.byName[c.Name]; o != nil && o.Template != name {
+						return fmt.Errorf("copy %d would be named %q, and another service has that name", k, c.Name)
+					}
+					next = append(next, c)
+				}
+			case svc.Template == name:
+			default:
+				next = append(next, svc.Service)
+			}
+		}
+		s.log.Info("scale", "service", name, "from", len(copies), "to", n)
+		touched = s.applyReload(next)
+		return nil
+	}, func() (bool, error) { return s.reloaded(touched), nil })
 }
 
 // Status reports the named services (all when none is named).
@@ -178,6 +242,11 @@ func (s *Supervisor) Start(ctx context.Context, names []string) error {
 // skips the rest of its wait. A stopping one starts again once down.
 func (s *Supervisor) startNow(svc *service) {
 	svc.desired = wantUp
+	if svc.scheduled() {
+		// One run now, and the schedule goes on.
+		svc.due = true
+		s.ensureTick(svc)
+	}
 	if svc.pid != 0 || svc.state == Stopping {
 		return
 	}
@@ -193,6 +262,11 @@ func started(list []*service) (bool, error) {
 	for _, svc := range list {
 		switch svc.state {
 		case Ready, Exited:
+		case Scheduled:
+			// The run asked for has ended: a failure is the verb's too.
+			if svc.lastExit != nil && *svc.lastExit != 0 {
+				return false, fmt.Errorf("%s: run failed%s", svc.Name, lastExitText(svc))
+			}
 		case Backoff, GivenUp, Blocked:
 			return false, fmt.Errorf("%s: %s%s", svc.Name, svc.state, lastExitText(svc))
 		default:
@@ -232,6 +306,9 @@ func (s *Supervisor) stopNow(svc *service) {
 	if svc.desired == wantUp {
 		svc.desired = wantDown
 	}
+	// A stopped job gets no ticks, and a run made due (replace) is off.
+	s.disarmTick(svc)
+	svc.due = false
 	if svc.state == Stopping {
 		// Stopping already: its timer is the SIGKILL, which a second
 		// vigil stop (or a client asking again after a re-exec) must not
@@ -331,14 +408,18 @@ func (s *Supervisor) Reload(ctx context.Context, services []config.Service) erro
 		}
 		touched = s.applyReload(services)
 		return nil
-	}, func() (bool, error) {
-		for _, svc := range touched {
-			if svc.state == Stopping || svc.desired == wantGone && s.byName[svc.Name] == svc {
-				return false, nil
-			}
+	}, func() (bool, error) { return s.reloaded(touched), nil })
+}
+
+// reloaded reports whether the services a reload stopped or restarted are
+// down or gone.
+func (s *Supervisor) reloaded(touched []*service) bool {
+	for _, svc := range touched {
+		if svc.state == Stopping || svc.desired == wantGone && s.byName[svc.Name] == svc {
+			return false
 		}
-		return true, nil
-	})
+	}
+	return true
 }
 
 // applyReload updates the service table, starts what was added and stops
@@ -367,13 +448,14 @@ func (s *Supervisor) applyReload(services []config.Service) []*service {
 		case needsRestart(svc.Service, c):
 			s.log.Info("reload: changed, restarting", "service", svc.Name)
 			svc.Service = c
+			s.openFile(svc)
 			wanted := svc.desired == wantUp
 			s.stopNow(svc)
 			if wanted {
 				// Started again at once, or once its group is gone.
 				svc.desired = wantUp
 				if svc.state != Stopping {
-					s.startNow(svc)
+					s.resumeWanted(svc)
 				}
 			}
 			down = append(down, svc)
@@ -383,6 +465,15 @@ func (s *Supervisor) applyReload(services []config.Service) []*service {
 			if changed {
 				s.restartHealth(svc)
 			}
+			// A log_file changed, added or removed on output that
+			// passes through vigil either way: the file is reopened,
+			// the service keeps running.
+			s.openFile(svc)
+		}
+	}
+	for _, svc := range s.order {
+		if !svc.isMain {
+			s.reschedule(svc)
 		}
 	}
 	for _, c := range services {
@@ -391,6 +482,27 @@ func (s *Supervisor) applyReload(services []config.Service) []*service {
 			s.add(&service{Service: c})
 		}
 	}
+	// Config order again (a copy added by scale sits with its siblings):
+	// status lists in it, and starts go in it. Services on their way out
+	// go last, main stays first.
+	rank := make(map[string]int, len(services))
+	for i, c := range services {
+		rank[c.Name] = i + 1
+	}
+	slices.SortStableFunc(s.order, func(a, b *service) int {
+		ra, rb := rank[a.Name], rank[b.Name]
+		if a.isMain {
+			ra = 0
+		} else if ra == 0 {
+			ra = len(services) + 1
+		}
+		if b.isMain {
+			rb = 0
+		} else if rb == 0 {
+			rb = len(services) + 1
+		}
+		return ra - rb
+	})
 	s.link()
 	for _, svc := range s.order {
 		if svc.state == Starting && svc.pid == 0 && svc.timer.kind == noTimer {
@@ -402,7 +514,22 @@ func (s *Supervisor) applyReload(services []config.Service) []*service {
 
 // needsRestart reports whether a change between two versions of a service
 // needs a new process: anything about how it runs, not the policy.
+// A copy of a service with instances whose N alone changed keeps running:
+// its VIGIL_INSTANCES stays the old N until its next run (the environment
+// of a running process cannot change).
 func needsRestart(a, b config.Service) bool {
-	return !slices.Equal(a.Argv, b.Argv) || a.Dir != b.Dir || !slices.Equal(a.Env, b.Env) ||
-		a.User != b.User || a.Log != b.Log || !reflect.DeepEqual(a.Ready, b.Ready)
+	ea, eb := a.Env, b.Env
+	if a.Template != "" && b.Template != "" {
+		ea, eb = withoutVar(ea, config.InstancesVar), withoutVar(eb, config.InstancesVar)
+	}
+	// A log_file added to or removed from `log: inherit` output changes
+	// where the output goes: through vigil's pipes or straight out.
+	through := func(c config.Service) bool { return c.Log == config.LogPrefix || c.LogFile != nil }
+	return !slices.Equal(a.Argv, b.Argv) || a.Dir != b.Dir || !slices.Equal(ea, eb) ||
+		a.User != b.User || a.Log != b.Log || !reflect.DeepEqual(a.Ready, b.Ready) || through(a) != through(b)
+}
+
+// withoutVar is env less the variable name.
+func withoutVar(env []string, name string) []string {
+	return slices.DeleteFunc(slices.Clone(env), func(kv string) bool { return strings.HasPrefix(kv, name+"=") })
 }

@@ -42,6 +42,10 @@ type Procs interface {
 	NoChildren() <-chan struct{}
 	// StartTime is a process's start time, 0 if it is gone.
 	StartTime(pid int) uint64
+	// Escaped lists the descendants of leader outside its group pgid.
+	Escaped(leader, pgid int) []proc.Proc
+	// SignalProc sends sig to one process, if it is still that one.
+	SignalProc(p proc.Proc, sig syscall.Signal) error
 }
 
 // reaperProcs is Procs on the real reaper: every exit goes to one queue.
@@ -57,6 +61,10 @@ func (p reaperProcs) Signal(pgid int, sig syscall.Signal) error { return unix.Ki
 func (p reaperProcs) SignalAll(sig syscall.Signal) bool { return proc.SignalAll(sig) }
 
 func (p reaperProcs) NoChildren() <-chan struct{} { return p.r.NoChildren() }
+
+func (p reaperProcs) Escaped(leader, pgid int) []proc.Proc { return proc.Escaped(leader, pgid) }
+
+func (p reaperProcs) SignalProc(q proc.Proc, sig syscall.Signal) error { return q.Signal(sig) }
 
 func (p reaperProcs) StartTime(pid int) uint64 {
 	st, _ := reexec.StartTime(pid)

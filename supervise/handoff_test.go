@@ -99,6 +99,7 @@ func testSupervisor(t *testing.T, o Options) *Supervisor {
 	t.Cleanup(func() {
 		for _, svc := range s.order {
 			s.disarm(svc)
+			s.disarmTick(svc)
 			if svc.pid != 0 {
 				// Spawned when the test did not expect it: not left behind.
 				syscall.Kill(-svc.pid, syscall.SIGKILL)
@@ -174,6 +175,35 @@ func TestHandoffCarriesPendingRestarts(t *testing.T) {
 			t.Errorf("%s after the re-exec: pid %d, timer %v, state %s, reserved %v, due in %s; want no pid, a timer, %s, reserved %v, due in 1h",
 				tc.name, svc.pid, svc.timer.kind != noTimer, svc.state, (svc.timer.kind == tokenDue), time.Until(svc.timer.at).Round(time.Second), tc.state, tc.reserved)
 		}
+	}
+}
+
+// TestHandoffCarriesSchedule: a scheduled service keeps its next tick, its
+// last run and its failed runs across a re-exec.
+func TestHandoffCarriesSchedule(t *testing.T) {
+	r := reaper.New(nil)
+	defer r.Stop()
+	job := config.Service{Name: "job", Argv: []string{"true"}, Restart: config.RestartOnFailure, Oneshot: true,
+		Schedule: "@hourly", Timezone: "UTC", Concurrency: config.ConcurrencyForbid, StopSignal: syscall.SIGTERM,
+		StopTimeout: time.Second, Log: config.LogInherit}
+	old := testSupervisor(t, Options{Reaper: r, Services: []config.Service{job}})
+	old.startAll()
+	o := old.byName["job"]
+	o.lastRun, o.failedRuns = time.Now().Add(-time.Hour).Round(0), 2
+	if o.state != Scheduled || o.tick.kind != tickDue {
+		t.Fatalf("before the freeze: %s, tick %d", o.state, o.tick.kind)
+	}
+	h, _, thaw := old.freeze()
+	thaw()
+	h = viaWire(t, h)
+	s := testSupervisor(t, Options{Reaper: r, Services: []config.Service{job}, Handoff: &h})
+	s.resume()
+	s.applyReload([]config.Service{job})
+	svc := s.byName["job"]
+	if svc.state != Scheduled || svc.tick.kind != tickDue || !svc.tick.at.Equal(o.tick.at) ||
+		!svc.lastRun.Equal(o.lastRun) || svc.failedRuns != 2 || svc.pid != 0 {
+		t.Errorf("after the re-exec: %s, tick %d at %s (was %s), last run %s (was %s), %d failed runs, pid %d",
+			svc.state, svc.tick.kind, svc.tick.at, o.tick.at, svc.lastRun, o.lastRun, svc.failedRuns, svc.pid)
 	}
 }
 

@@ -73,6 +73,17 @@ func (c *fakeClock) advance(d time.Duration) {
 	}
 }
 
+// step moves the wall clock by d without any time elapsing, as a clock
+// step does: each pending timer still fires after the same elapsed time.
+func (c *fakeClock) step(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	for _, t := range c.timers {
+		t.at = t.at.Add(d)
+	}
+}
+
 type sent struct {
 	pgid int
 	sig  syscall.Signal
@@ -116,6 +127,10 @@ func (p *fakeProcs) NoChildren() <-chan struct{} {
 }
 
 func (p *fakeProcs) StartTime(int) uint64 { return 1 }
+
+func (p *fakeProcs) Escaped(int, int) []proc.Proc { return nil }
+
+func (p *fakeProcs) SignalProc(proc.Proc, syscall.Signal) error { return unix.ESRCH }
 
 type fakeSaver struct {
 	loaded state.File
@@ -162,11 +177,7 @@ func newMachine(t *testing.T, o Options, services ...config.Service) *machine {
 
 // start does what Run does before its loop.
 func (m *machine) start() {
-	for _, svc := range m.s.order {
-		if svc.state != GivenUp {
-			m.s.tryStart(svc)
-		}
-	}
+	m.s.startAll()
 	m.settle()
 }
 
@@ -557,4 +568,439 @@ func TestTransitionTable(t *testing.T) {
 			}
 		}
 	}
+}
+
+// job is a scheduled service as the config makes it: a oneshot, restart
+// on-failure with 3 retries (backoff 1s doubling to 8s), forbid, in UTC.
+func job(name, expr string, edit ...func(*config.Service)) config.Service {
+	return svc(name, append([]func(*config.Service){func(c *config.Service) {
+		c.Schedule, c.Timezone, c.Concurrency = expr, "UTC", config.ConcurrencyForbid
+		c.Oneshot, c.Restart = true, config.RestartOnFailure
+	}}, edit...)...)
+}
+
+// The fake clock starts at 1970-01-12 13:46:40 UTC (time.Unix(1_000_000, 0)).
+
+// TestScheduleTicks: not started at start-up; each tick starts one run; a
+// run's end, failed or not, waits for the next tick, and never ends vigil.
+func TestScheduleTicks(t *testing.T) {
+	m := newMachine(t, Options{}, job("j", "@every 10s"))
+	m.start()
+	m.expect("j", Scheduled)
+	j := m.s.byName["j"]
+	if len(m.procs.started) != 0 {
+		t.Fatalf("spawned %v at start-up", m.procs.started)
+	}
+	if j.tick.kind != tickDue || !j.tick.at.Equal(m.clock.Now().Add(10*time.Second)) {
+		t.Fatalf("tick %d at %s, want one in 10s", j.tick.kind, j.tick.at)
+	}
+	m.advance(9 * time.Second)
+	m.expect("j", Scheduled)
+	m.advance(time.Second)
+	m.expect("j", Running)
+	m.exit("j", 0)
+	m.expect("j", Scheduled)
+	m.advance(10 * time.Second)
+	m.expect("j", Running)
+	m.exit("j", 2)
+	// restart on-failure: a retry in 1s, before the next tick.
+	m.expect("j", Backoff)
+	m.advance(time.Second)
+	m.exit("j", 0)
+	m.expect("j", Scheduled)
+	if len(m.procs.started) != 3 || m.s.shuttingDown {
+		t.Errorf("%d spawns, shutting down %v; want 3 and no", len(m.procs.started), m.s.shuttingDown)
+	}
+	st := j.status()
+	if st.State != "scheduled" || !st.Ready || st.FailedRuns != 1 || st.NextRun.IsZero() || !st.LastRun.Equal(m.clock.Now()) {
+		t.Errorf("status %+v", st)
+	}
+	if !slices.Contains(transitions[Scheduled], Starting) {
+		t.Error("the table has no way out of scheduled")
+	}
+}
+
+// TestScheduleConcurrency: a tick while a run is in flight is skipped under
+// forbid, and stops the run to start a new one under replace.
+func TestScheduleConcurrency(t *testing.T) {
+	t.Run("forbid skips the tick, logged", func(t *testing.T) {
+		m := newMachine(t, Options{}, job("j", "@every 10s"))
+		m.start()
+		m.advance(10 * time.Second)
+		first := m.s.byName["j"].pid
+		m.advance(10 * time.Second)
+		m.expect("j", Running)
+		if m.s.byName["j"].pid != first || len(m.procs.started) != 1 || len(m.procs.signals) != 0 {
+			t.Errorf("pid %d (was %d), %d spawns, signals %v", m.s.byName["j"].pid, first, len(m.procs.started), m.procs.signals)
+		}
+		if !strings.Contains(m.log.String(), "tick skipped: the previous run is still going") {
+			t.Errorf("the skip was not logged:\n%s", m.log)
+		}
+		m.exit("j", 0)
+		m.expect("j", Scheduled)
+		m.advance(10 * time.Second)
+		m.expect("j", Running)
+	})
+	t.Run("replace stops the run, then starts", func(t *testing.T) {
+		m := newMachine(t, Options{}, job("j", "@every 10s", func(c *config.Service) { c.Concurrency = config.ConcurrencyReplace }))
+		m.start()
+		m.advance(10 * time.Second)
+		first := m.s.byName["j"].pid
+		m.advance(10 * time.Second)
+		m.expect("j", Stopping)
+		if want := []sent{{first, unix.SIGTERM}, {first, unix.SIGCONT}}; !slices.Equal(m.procs.signals, want) {
+			t.Fatalf("signals %v, want %v", m.procs.signals, want)
+		}
+		m.exit("j", 143)
+		m.expect("j", Running)
+		if j := m.s.byName["j"]; j.pid == first || len(m.procs.started) != 2 || j.failedRuns != 0 {
+			t.Errorf("pid %d (was %d), %d spawns, %d failed runs", j.pid, first, len(m.procs.started), j.failedRuns)
+		}
+	})
+}
+
+// TestScheduleRetries: retries with backoff up to max_retries, never past
+// the next tick, and never given up.
+func TestScheduleRetries(t *testing.T) {
+	t.Run("up to max_retries, then the next tick", func(t *testing.T) {
+		m := newMachine(t, Options{}, job("j", "@every 1m"))
+		m.start()
+		m.advance(time.Minute)
+		for i, delay := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second} {
+			m.exit("j", 1)
+			m.expect("j", Backoff)
+			if j := m.s.byName["j"]; j.timer.kind != restartDue || j.timer.at.Sub(m.clock.Now()) != delay {
+				t.Fatalf("retry %d: timer %d in %s, want %s", i+1, j.timer.kind, j.timer.at.Sub(m.clock.Now()), delay)
+			}
+			m.advance(delay)
+			m.expect("j", Running)
+		}
+		m.exit("j", 1)
+		m.expect("j", Scheduled) // not given up
+		if n := len(m.procs.started); n != 4 {
+			t.Errorf("%d runs, want 4", n)
+		}
+		m.advance(time.Minute - 7*time.Second)
+		m.expect("j", Running)
+		m.exit("j", 0)
+		if j := m.s.byName["j"]; j.retries != 0 || j.failedRuns != 4 {
+			t.Errorf("retries %d, failed runs %d; want 0 and 4", j.retries, j.failedRuns)
+		}
+	})
+	t.Run("no retry past the next tick", func(t *testing.T) {
+		m := newMachine(t, Options{}, job("j", "@every 10s", func(c *config.Service) {
+			c.Backoff.Initial, c.MaxRetries = 8*time.Second, -1
+		}))
+		m.start()
+		m.advance(10 * time.Second)
+		m.exit("j", 1) // at 10s: a retry at 18s, before the tick at 20s
+		m.expect("j", Backoff)
+		m.advance(8 * time.Second)
+		m.advance(time.Second)
+		m.exit("j", 1) // at 19s: a retry at 27s would pass the tick
+		m.expect("j", Scheduled)
+		if !strings.Contains(m.log.String(), "no retry before the next tick") {
+			t.Errorf("not logged:\n%s", m.log)
+		}
+		m.advance(time.Second)
+		m.expect("j", Running)
+		if n := len(m.procs.started); n != 3 {
+			t.Errorf("%d runs, want 3", n)
+		}
+	})
+	t.Run("restart never: a failure waits for the next tick", func(t *testing.T) {
+		m := newMachine(t, Options{}, job("j", "@every 10s", func(c *config.Service) { c.Restart = config.RestartNever }))
+		m.start()
+		m.advance(10 * time.Second)
+		m.exit("j", 1)
+		m.expect("j", Scheduled)
+		m.advance(10 * time.Second)
+		m.expect("j", Running)
+	})
+}
+
+// TestScheduleStart: vigil start runs a scheduled service once now and
+// keeps its schedule; vigil stop holds its ticks until the next start.
+func TestScheduleStart(t *testing.T) {
+	m := newMachine(t, Options{}, job("j", "@every 10s"))
+	m.start()
+	j := m.s.byName["j"]
+	next := j.tick.at
+	m.s.startNow(j)
+	m.expect("j", Running)
+	if ok, err := started([]*service{j}); ok || err != nil {
+		t.Fatalf("started before the run ended: %v %v", ok, err)
+	}
+	m.exit("j", 3)
+	m.advance(time.Second)
+	m.exit("j", 3)
+	m.advance(2 * time.Second)
+	m.exit("j", 3)
+	m.advance(4 * time.Second)
+	m.exit("j", 3)
+	m.expect("j", Scheduled)
+	if ok, err := started([]*service{j}); ok || err == nil || !strings.Contains(err.Error(), "run failed (last exit 3)") {
+		t.Errorf("vigil start of a failed run: %v %v", ok, err)
+	}
+	if !j.tick.at.Equal(next) {
+		t.Errorf("the schedule moved: next %s, was %s", j.tick.at, next)
+	}
+	m.s.stopNow(j)
+	m.expect("j", Stopped)
+	m.advance(time.Minute)
+	m.expect("j", Stopped)
+	if j.status().Ready || !j.status().NextRun.IsZero() {
+		t.Errorf("a stopped job: %+v", j.status())
+	}
+	m.s.startNow(j)
+	m.expect("j", Running)
+	m.exit("j", 0)
+	m.expect("j", Scheduled)
+	if j.tick.kind != tickDue {
+		t.Error("no tick armed after start")
+	}
+}
+
+// TestScheduleMissed: at start, the newest tick missed while vigil was down
+// runs once if younger than starting_deadline.
+func TestScheduleMissed(t *testing.T) {
+	now := time.Unix(1_000_000, 0) // 13:46:40; the hourly tick at 13:00 is 46m40s old
+	tests := []struct {
+		name     string
+		deadline time.Duration
+		lastRun  time.Time
+		runs     bool
+	}{
+		{"younger than the deadline: runs at once", time.Hour, now.Add(-2 * time.Hour), true},
+		{"older than the deadline: skipped", 30 * time.Minute, now.Add(-2 * time.Hour), false},
+		{"no deadline: nothing", 0, now.Add(-2 * time.Hour), false},
+		{"no recorded run: nothing", time.Hour, time.Time{}, false},
+		{"no tick since the last run: nothing", time.Hour, now.Add(-10 * time.Minute), false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			store := &fakeSaver{loaded: state.File{Services: map[string]state.Service{"j": {Status: "scheduled", LastRun: tc.lastRun}}}}
+			m := newMachine(t, Options{State: store}, job("j", "@hourly", func(c *config.Service) { c.StartingDeadline = tc.deadline }))
+			m.start()
+			want := Scheduled
+			if tc.runs {
+				want = Running
+			}
+			m.expect("j", want)
+			if j := m.s.byName["j"]; j.tick.kind != tickDue || !j.tick.at.Equal(time.Unix(1_000_000+13*60+20, 0)) {
+				t.Errorf("tick %d at %s, want 14:00", j.tick.kind, j.tick.at.UTC())
+			}
+			if tc.runs {
+				m.exit("j", 0)
+				m.s.persist()
+				if got := store.saves[len(store.saves)-1].Services["j"].LastRun; !got.Equal(now) {
+					t.Errorf("last_run saved %s, want %s", got, now)
+				}
+			}
+		})
+	}
+}
+
+// TestScheduleClockSteps: a forward step runs the ticks it jumped over
+// once, logged; a backward step does not run a tick twice.
+func TestScheduleClockSteps(t *testing.T) {
+	t.Run("forward", func(t *testing.T) {
+		m := newMachine(t, Options{}, job("j", "*/10 * * * *"))
+		m.start() // 13:46:40, next tick 13:50
+		m.clock.step(30 * time.Minute)
+		m.advance(3*time.Minute + 20*time.Second) // the timer fires at 14:20 on the wall clock
+		m.expect("j", Running)
+		if len(m.procs.started) != 1 || !strings.Contains(m.log.String(), "skipped=3") {
+			t.Errorf("%d runs; log:\n%s", len(m.procs.started), m.log)
+		}
+		m.exit("j", 0)
+		if j := m.s.byName["j"]; j.tick.at.Sub(m.clock.Now()) != 10*time.Minute {
+			t.Errorf("next tick in %s, want 10m (14:30)", j.tick.at.Sub(m.clock.Now()))
+		}
+	})
+	t.Run("backward", func(t *testing.T) {
+		m := newMachine(t, Options{}, job("j", "*/10 * * * *"))
+		m.start()
+		m.clock.step(-time.Hour)
+		m.advance(3*time.Minute + 20*time.Second) // fires at 12:50 on the wall clock, for 13:50
+		m.expect("j", Running)
+		m.exit("j", 0)
+		if !strings.Contains(m.log.String(), "clock stepped back") {
+			t.Errorf("not logged:\n%s", m.log)
+		}
+		m.advance(time.Hour) // 13:50 again: not run a second time
+		if n := len(m.procs.started); n != 1 {
+			t.Fatalf("%d runs at the second 13:50, want 1", n)
+		}
+		m.advance(10 * time.Minute)
+		if n := len(m.procs.started); n != 2 {
+			t.Errorf("%d runs at 14:00, want 2", n)
+		}
+	})
+}
+
+// TestScheduleShutdownAndReload: shutdown leaves nothing armed; a reload
+// that changes the expression arms the new one, one that drops it starts
+// the service as an ordinary one.
+func TestScheduleShutdownAndReload(t *testing.T) {
+	m := newMachine(t, Options{}, job("j", "@every 10s"), job("k", "@every 10s"))
+	m.start()
+	m.s.applyReload([]config.Service{job("j", "@every 1m"), svc("k")})
+	m.settle()
+	if j := m.s.byName["j"]; j.state != Scheduled || j.tick.at.Sub(m.clock.Now()) != time.Minute {
+		t.Errorf("j: %s, next in %s; want scheduled in 1m", j.state, j.tick.at.Sub(m.clock.Now()))
+	}
+	m.expect("k", Ready)
+	if k := m.s.byName["k"]; k.tick.kind != noTimer {
+		t.Error("k keeps a tick without a schedule")
+	}
+	m.s.shutdown("test")
+	m.expect("j", Stopped)
+	if j := m.s.byName["j"]; j.tick.kind != noTimer {
+		t.Error("a tick is armed after shutdown")
+	}
+}
+
+// copies are the services of a template with instances, as the config
+// makes them.
+func copies(template string, n int, edit ...func(*config.Service)) []config.Service {
+	base := svc(template, edit...)
+	base.Template = template
+	var out []config.Service
+	for k := 1; k <= n; k++ {
+		out = append(out, base.CopyAs(k, n))
+	}
+	return out
+}
+
+// verb runs an operator's verb on a goroutine and plays the loop until it
+// returns, ending each stopping service's process as it would on its stop
+// signal.
+func (m *machine) verb(f func(context.Context) error) error {
+	m.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- f(ctx) }()
+	for {
+		select {
+		case err := <-done:
+			m.settle()
+			return err
+		case ev := <-m.s.events:
+			m.s.handle(ev)
+			for _, svc := range slices.Clone(m.s.order) {
+				if svc.state == Stopping && svc.pid != 0 {
+					m.exit(svc.Name, 143)
+				}
+			}
+			m.s.checkWatchers()
+		case <-ctx.Done():
+			m.t.Fatal("the verb did not return")
+		}
+	}
+}
+
+// TestInstancesAtRunTime: a template's name stands for every copy; a reload
+// or vigil scale that changes N starts or stops the highest-numbered copies
+// only, the others keep their processes; depends_on every copy waits for
+// all of them.
+func TestInstancesAtRunTime(t *testing.T) {
+	oneshot := func(c *config.Service) { c.Oneshot, c.Restart = true, config.RestartOnFailure }
+	lb := svc("lb", func(c *config.Service) { c.DependsOn = []string{"w-1", "w-2", "w-3"} })
+	m := newMachine(t, Options{}, append(copies("w", 3), svc("other"), lb)...)
+	m.start()
+	names := func(list []*service) (out []string) {
+		for _, s := range list {
+			out = append(out, s.Name)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		ask  []string
+		want []string
+	}{
+		{[]string{"w"}, []string{"w-1", "w-2", "w-3"}},
+		{[]string{"w-2"}, []string{"w-2"}},
+		{[]string{"other", "w"}, []string{"other", "w-1", "w-2", "w-3"}},
+	} {
+		got, err := m.s.lookup(tc.ask)
+		if err != nil || !slices.Equal(names(got), tc.want) {
+			t.Errorf("lookup %v: %v %v, want %v", tc.ask, names(got), err, tc.want)
+		}
+	}
+	if _, err := m.s.lookup([]string{"w-4"}); err == nil {
+		t.Error("lookup of a copy that does not exist succeeded")
+	}
+	pids := map[string]int{}
+	for _, n := range []string{"w-1", "w-2", "w-3", "other"} {
+		pids[n] = m.s.byName[n].pid
+	}
+	kept := func(names ...string) {
+		t.Helper()
+		for _, n := range names {
+			if got := m.s.byName[n]; got == nil || got.pid != pids[n] {
+				t.Errorf("%s lost its process %d: %+v", n, pids[n], got)
+			}
+		}
+	}
+
+	// A reload to 2: w-3 stops and goes; the others keep running, with
+	// the new N for their next run.
+	m.s.applyReload(append(copies("w", 2), svc("other"), lb))
+	m.expect("w-3", Stopping)
+	m.exit("w-3", 143)
+	if m.s.byName["w-3"] != nil {
+		t.Error("w-3 is still listed")
+	}
+	kept("w-1", "w-2", "other")
+	if w := m.s.byName["w-1"]; w.Instances != 2 || !slices.Contains(w.Env, "VIGIL_INSTANCES=2") {
+		t.Errorf("w-1 keeps the old N: %d %v", w.Instances, w.Env)
+	}
+
+	// vigil scale 4, then 1.
+	if err := m.verb(func(ctx context.Context) error { return m.s.Scale(ctx, "w", 4) }); err != nil {
+		t.Fatal(err)
+	}
+	m.expect("w-3", Ready)
+	m.expect("w-4", Ready)
+	kept("w-1", "w-2", "other")
+	if got, want := names(m.s.order), []string{"w-1", "w-2", "w-3", "w-4", "other", "lb"}; !slices.Equal(got, want) {
+		t.Errorf("order after scale %v, want %v", got, want)
+	}
+	if w := m.s.byName["w-4"]; !slices.Contains(w.Env, "VIGIL_INSTANCE=4") || !slices.Contains(w.Env, "VIGIL_INSTANCES=4") {
+		t.Errorf("w-4's env %v", w.Env)
+	}
+	if err := m.verb(func(ctx context.Context) error { return m.s.Scale(ctx, "w", 1) }); err != nil {
+		t.Fatal(err)
+	}
+	kept("w-1", "other")
+	if got := names(m.s.copiesOf("w")); !slices.Equal(got, []string{"w-1"}) {
+		t.Errorf("copies after scale 1: %v", got)
+	}
+	for _, tc := range []struct {
+		name string
+		n    int
+		want string
+	}{
+		{"other", 2, "has no instances"},
+		{"nope", 2, "unknown service"},
+		{"w", 0, "want 1..1000"},
+		{"w", 1001, "want 1..1000"},
+	} {
+		err := m.verb(func(ctx context.Context) error { return m.s.Scale(ctx, tc.name, tc.n) })
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("scale %s %d: %v, want %q", tc.name, tc.n, err, tc.want)
+		}
+	}
+
+	t.Run("a dependent waits for every copy", func(t *testing.T) {
+		m := newMachine(t, Options{}, append(copies("w", 3, oneshot), lb)...)
+		m.start()
+		m.exit("w-1", 0)
+		m.exit("w-3", 0)
+		m.expect("lb", Starting)
+		m.exit("w-2", 0)
+		m.expect("lb", Ready)
+	})
 }

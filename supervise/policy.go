@@ -21,6 +21,10 @@ func (s *Supervisor) tryStart(svc *service) {
 		(svc.state != Starting && svc.state != Blocked) {
 		return
 	}
+	if svc.scheduled() && !svc.due {
+		s.toScheduled(svc, slog.LevelDebug, "")
+		return
+	}
 	for _, d := range svc.deps {
 		if d.failedForGood() {
 			s.block(svc, d)
@@ -57,6 +61,10 @@ func (s *Supervisor) block(svc *service, by *service) {
 func (s *Supervisor) spawn(svc *service) {
 	svc.run++
 	svc.runFailed, svc.wasReady = false, false
+	if svc.scheduled() {
+		svc.due = false
+		svc.lastRun = s.clock.Now()
+	}
 	cmd, closeAfter, pumps, err := s.command(svc)
 	var pid int
 	if err == nil {
@@ -91,7 +99,7 @@ func (s *Supervisor) spawn(svc *service) {
 	svc.pumps = slices.DeleteFunc(svc.pumps, func(p *pump) bool { return p.eof.Load() })
 	for _, p := range pumps {
 		svc.pumps = append(svc.pumps, p)
-		s.runPump(svc.Name, p)
+		s.runPump(p)
 	}
 	svc.pid, svc.pgid = pid, pid
 	s.byPid[pid] = svc
@@ -141,8 +149,9 @@ func (s *Supervisor) command(svc *service) (proc.Command, []*os.File, []*pump, e
 	c.Files = []uintptr{s.devnull.Fd(), 1, 2}
 	var closeAfter []*os.File
 	var pumps []*pump
-	if svc.Log == config.LogPrefix {
-		for i, out := range []*proc.Output{s.o.Stdout, s.o.Stderr} {
+	if passesThrough(svc) {
+		s.openLog(svc, nil)
+		for i := range 2 {
 			r, w, err := os.Pipe()
 			if err != nil {
 				for _, f := range closeAfter {
@@ -155,7 +164,7 @@ func (s *Supervisor) command(svc *service) (proc.Command, []*os.File, []*pump, e
 			}
 			c.Files[1+i] = w.Fd()
 			closeAfter = append(closeAfter, w)
-			pumps = append(pumps, &pump{r: r, out: out})
+			pumps = append(pumps, s.newPump(svc, r, i == 1, nil, 0))
 		}
 	}
 	if svc.Ready != nil && svc.Ready.NotifyFD > 0 {
@@ -231,6 +240,10 @@ func (s *Supervisor) mainExited(code int) {
 // judge applies the restart policy to a run that ended by itself
 // (docs/configuration.md: failed runs, max_retries, backoff, stable_after).
 func (s *Supervisor) judge(svc *service, code int, ran time.Duration) {
+	if svc.scheduled() {
+		s.judgeScheduled(svc, code)
+		return
+	}
 	success := code == 0 && !svc.runFailed
 	stable := ran >= svc.StableAfter && !svc.runFailed && svc.StableAfter > 0
 	if svc.Oneshot && success {

@@ -7,21 +7,44 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vigil-init/vigil/config"
 	"github.com/vigil-init/vigil/proc"
+	"github.com/vigil-init/vigil/supervise/svclog"
 )
 
-// pump is one prefixed output pipe of a service.
+// pump is one output pipe of a service whose output passes through vigil.
 type pump struct {
 	r       *os.File
 	out     *proc.Output
-	carry   []byte          // output to start with (after a re-exec): a partial line, or what an interrupted pump did not write
-	stopped chan pumpResult // one result per runPump
+	stderr  bool
+	prefix  string                  // "NAME | " for log: prefix, "" for inherit
+	tee     func([]byte, time.Time) // the service's ring and log file
+	carry   []byte                  // output to start with (after a re-exec): a partial line, or what an interrupted pump did not write
+	teed    int                     // bytes at the front of carry already given to tee
+	stopped chan pumpResult         // one result per runPump
 	eof     atomic.Bool
 }
 
 type pumpResult struct {
 	left []byte // partial line held when interrupted
+	teed int    // of left, the bytes tee had already
 	eof  bool
+}
+
+// newPump is a pump of svc's stdout or stderr, read from r.
+func (s *Supervisor) newPump(svc *service, r *os.File, stderr bool, carry []byte, teed int) *pump {
+	p := &pump{r: r, out: s.o.Stdout, stderr: stderr, carry: carry, teed: teed}
+	stream := svclog.Stdout
+	if stderr {
+		p.out, stream = s.o.Stderr, svclog.Stderr
+	}
+	if svc.Log == config.LogPrefix {
+		p.prefix = svc.Name + " | "
+	}
+	if svc.log != nil {
+		p.tee = svc.log.tee(stream)
+	}
+	return p
 }
 
 // pumpGroup counts the pumps still copying.
@@ -47,14 +70,15 @@ func (g *pumpGroup) waitFor(d time.Duration) bool {
 
 // runPump copies p's pipe until EOF (then closes it) or until stopPumps
 // interrupts it at a line boundary.
-func (s *Supervisor) runPump(name string, p *pump) {
+func (s *Supervisor) runPump(p *pump) {
 	p.stopped = make(chan pumpResult, 1)
+	opt := proc.PumpOptions{Prefix: p.prefix, Tee: p.tee, Teed: p.teed}
 	carry := p.carry
-	p.carry = nil
+	p.carry, p.teed = nil, 0
 	s.pumps.wg.Go(func() {
-		left, err := p.out.PumpCarry(name, p.r, carry)
+		left, teed, err := p.out.PumpTee(opt, p.r, carry)
 		if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, proc.ErrInterrupted) || left != nil {
-			p.stopped <- pumpResult{left: left}
+			p.stopped <- pumpResult{left: left, teed: teed}
 			return
 		}
 		p.eof.Store(true)
@@ -95,7 +119,7 @@ func (s *Supervisor) stopPumps() {
 				r = <-p.stopped
 			}
 			if !r.eof {
-				p.carry = r.left
+				p.carry, p.teed = r.left, r.teed
 				live = append(live, p)
 			}
 		}
@@ -116,7 +140,7 @@ func (s *Supervisor) startPumps() {
 	for _, svc := range s.order {
 		for _, p := range svc.pumps {
 			p.r.SetReadDeadline(time.Time{})
-			s.runPump(svc.Name, p)
+			s.runPump(p)
 		}
 	}
 }

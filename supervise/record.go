@@ -27,6 +27,18 @@ func (svc *service) status() control.ServiceStatus {
 	if h := svc.healthWord(); h != "" {
 		st.Health = &h
 	}
+	if svc.scheduled() {
+		// A job's runs, failed or not, do not make the container unready:
+		// only a job stopped on request is down.
+		st.Ready = svc.state != Stopped && svc.state != Stopping
+		st.Schedule, st.LastRun, st.FailedRuns = svc.Schedule, svc.lastRun, svc.failedRuns
+		if svc.tick.kind == tickDue {
+			st.NextRun = svc.tick.at
+		}
+	}
+	if svc.log != nil {
+		st.LogFileDropped = svc.log.fileDropped()
+	}
 	return st
 }
 
@@ -35,6 +47,7 @@ func (svc *service) record() state.Service {
 	rec := state.Service{
 		Status: string(svc.state), Pid: svc.pid, Restarts: svc.restarts, Retries: svc.retries,
 		GivenUp: svc.state == GivenUp, LastExit: svc.lastExit, Started: svc.started,
+		LastRun: svc.lastRun,
 	}
 	if svc.pid != 0 {
 		rec.StartTime = svc.startTime
@@ -52,8 +65,11 @@ func (svc *service) handoff(clock *reexec.Clock) reexec.HandoffService {
 		Want: svc.desired == wantUp, Notify: -1,
 		Stopping:         svc.state == Stopping,
 		RestartAfterStop: svc.state == Stopping && svc.desired == wantUp,
-		HealthFailures:   svc.healthFailures,
-		WasReady:         svc.wasReady,
+		LastRun:          svc.lastRun, FailedRuns: svc.failedRuns, RunDue: svc.due,
+		HealthFailures: svc.healthFailures, WasReady: svc.wasReady,
+	}
+	if svc.tick.kind == tickDue {
+		hs.NextRun = svc.tick.at
 	}
 	switch svc.timer.kind {
 	case restartDue, tokenDue:
@@ -74,6 +90,11 @@ func (svc *service) handoff(clock *reexec.Clock) reexec.HandoffService {
 func (svc *service) fromHandoff(hs *reexec.HandoffService) {
 	svc.state, svc.pgid, svc.started = State(hs.State), hs.Pgid, hs.Started
 	svc.retries, svc.restarts, svc.lastExit = hs.Retries, hs.Restarts, hs.LastExit
+	svc.lastRun, svc.failedRuns, svc.due = hs.LastRun, hs.FailedRuns, hs.RunDue
+	if !hs.NextRun.IsZero() {
+		// Armed by resume, at the tick's wall-clock time.
+		svc.tick = slot{kind: tickDue, at: hs.NextRun}
+	}
 	svc.healthFailures, svc.wasReady = hs.HealthFailures, hs.WasReady
 	// An unhealthy service was being stopped for its health: its exit is
 	// still a failed run.
@@ -96,6 +117,10 @@ func (s *Supervisor) restore(f state.File) {
 			continue
 		}
 		svc.retries = rec.Retries
+		if svc.scheduled() {
+			s.restoreSchedule(svc, rec)
+			continue
+		}
 		if rec.GivenUp {
 			if svc.Critical {
 				// One run: a failure gives it up again at once.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/vigil-init/vigil/reaper"
 	"github.com/vigil-init/vigil/reexec"
+	"github.com/vigil-init/vigil/supervise/svclog"
 )
 
 // Reexecer replaces the running vigil by the binary on disk.
@@ -28,7 +29,15 @@ type Reexecer interface {
 // descriptors that must survive the exec, and thaw, which undoes it all if
 // the exec fails.
 func (s *Supervisor) freeze() (h reexec.Handoff, keep []int, thaw func()) {
+	// The rings are copied into the handoff, then its encoding: room for
+	// them three times until the exec, or the collector runs through
+	// the pause.
+	s.logMemory(3)
 	s.stopPumps()
+	// Every line the pumps took is in the rings and the files' queues now:
+	// the queues go to disk (the new image appends), the rings into the
+	// handoff.
+	s.flushLogs(pumpGrace)
 	held := s.o.Reaper.Hold()
 	// Every exit reaped before the hold is in the queue now (Hold waits for
 	// deliveries): a leader reaped but not yet handled is handed over with
@@ -85,7 +94,10 @@ func (s *Supervisor) freeze() (h reexec.Handoff, keep []int, thaw func()) {
 		for _, p := range svc.pumps {
 			fd := int(p.r.Fd())
 			keep = append(keep, fd)
-			hs.Pipes = append(hs.Pipes, reexec.HandoffPipe{FD: fd, Stderr: p.out == s.o.Stderr, Carry: p.carry})
+			hs.Pipes = append(hs.Pipes, reexec.HandoffPipe{FD: fd, Stderr: p.stderr, Carry: p.carry, Teed: p.teed})
+		}
+		if svc.log != nil {
+			hs.LogRing = svc.log.ring // encoded straight into the handoff
 		}
 		if svc.notify != nil {
 			hs.Notify = int(svc.notify.Fd())
@@ -94,6 +106,7 @@ func (s *Supervisor) freeze() (h reexec.Handoff, keep []int, thaw func()) {
 		h.Services = append(h.Services, hs)
 	}
 	return h, keep, func() {
+		s.logMemory(1)
 		held.Release()
 		for _, e := range pending {
 			s.o.Exits.Deliver(e)
@@ -175,18 +188,35 @@ func (s *Supervisor) adopt(h *reexec.Handoff) {
 			svc = s.main
 		}
 		svc.fromHandoff(hs)
-		for _, hp := range hs.Pipes {
-			out := s.o.Stdout
-			if hp.Stderr {
-				out = s.o.Stderr
+		var ring *svclog.Ring
+		if hs.LogRing != nil {
+			raw, ok := hs.LogRing.(reexec.RawBytes)
+			if !ok { // handed over in-process, not through the wire
+				raw, _ = hs.LogRing.AppendBinary(nil)
 			}
+			if ring, _, err = svclog.DecodeRing(raw); err != nil {
+				s.log.Error("the log ring handed over is damaged; starting an empty one", "service", svc.Name, "err", err)
+			}
+			// The handoff stays in Options: its copy of the ring must not
+			// stay alive beside the ring.
+			hs.LogRing = nil
+		}
+		if ring != nil || passesThrough(svc) {
+			if ring == nil {
+				ring = svclog.NewRing(s.ringSize)
+			}
+			// The log file opens when the loop runs (resume): it needs
+			// the service's user.
+			svc.log = &svcLog{ring: ring}
+		}
+		for _, hp := range hs.Pipes {
 			// NewFile registers a non-blocking pipe with the poller, so
 			// deadlines work on it again.
 			syscall.SetNonblock(hp.FD, true)
 			// FD_CLOEXEC was cleared for the exec: set it again, or every
 			// service started from now on would inherit this pipe.
 			syscall.CloseOnExec(hp.FD)
-			svc.pumps = append(svc.pumps, &pump{r: os.NewFile(uintptr(hp.FD), "output"), out: out, carry: hp.Carry})
+			svc.pumps = append(svc.pumps, s.newPump(svc, os.NewFile(uintptr(hp.FD), "output"), hp.Stderr, hp.Carry, hp.Teed))
 		}
 		if hs.Notify >= 0 {
 			syscall.CloseOnExec(hs.Notify)
@@ -230,6 +260,8 @@ func (s *Supervisor) adopt(h *reexec.Handoff) {
 	if len(adopted) > 0 {
 		s.o.Reaper.Adopt(s.o.Exits, adopted...)
 	}
+	// Every ring is copied out of the handoff's mapping.
+	h.Release()
 	s.link()
 }
 
@@ -237,12 +269,23 @@ func (s *Supervisor) adopt(h *reexec.Handoff) {
 // each timer handed over (a restart, a SIGKILL) is armed for its time.
 func (s *Supervisor) resume() {
 	stopping := false
+	s.logMemoryChanged()
 	for _, svc := range s.order {
+		if svc.log != nil {
+			s.openFile(svc)
+		}
 		for _, p := range svc.pumps {
-			s.runPump(svc.Name, p)
+			s.runPump(p)
 		}
 		handed := svc.timer
 		svc.timer = slot{}
+		if tick := svc.tick; tick.kind == tickDue {
+			// A tick that came during the exec fires at once.
+			svc.tick = slot{}
+			s.armTick(svc, tick.at)
+		} else if svc.state == Scheduled {
+			s.ensureTick(svc)
+		}
 		switch {
 		case svc.state == Stopping:
 			// The stop signal went out from the old image; SIGKILL comes

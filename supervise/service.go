@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/vigil-init/vigil/config"
+	"github.com/vigil-init/vigil/proc"
+	"github.com/vigil-init/vigil/supervise/schedule"
 )
 
 // State is where a service is in its life; the words are the interface of
@@ -26,12 +28,14 @@ const (
 	// Unhealthy: its health check failed failure_threshold times in a row;
 	// it is being stopped and the run counts as failed.
 	Unhealthy State = "unhealthy"
+	// Scheduled: a scheduled service between runs, its next tick armed.
+	Scheduled State = "scheduled"
 )
 
 // States is every state word, in the order of a service's life.
 func States() []string {
 	return []string{string(Starting), string(Running), string(Ready), string(Unhealthy), string(Backoff),
-		string(Stopping), string(Stopped), string(Exited), string(GivenUp), string(Blocked)}
+		string(Stopping), string(Stopped), string(Exited), string(GivenUp), string(Blocked), string(Scheduled)}
 }
 
 // transitions is the state machine: the states each state may move to.
@@ -39,18 +43,21 @@ func States() []string {
 // a line here first.
 var transitions = map[State][]State{
 	// Spawned, or waiting; a spawn that fails is judged like any run.
-	Starting: {Running, Ready, Backoff, Exited, GivenUp, Blocked, Stopping, Stopped},
+	Starting: {Running, Ready, Backoff, Exited, GivenUp, Blocked, Stopping, Stopped, Scheduled},
 	// Running after Ready: a continuous readiness check failed.
-	Running: {Ready, Unhealthy, Backoff, Exited, GivenUp, Stopping, Stopped, Starting},
-	Ready:   {Running, Unhealthy, Backoff, Exited, GivenUp, Stopping, Stopped, Starting},
+	Running: {Ready, Unhealthy, Backoff, Exited, GivenUp, Stopping, Stopped, Starting, Scheduled},
+	Ready:   {Running, Unhealthy, Backoff, Exited, GivenUp, Stopping, Stopped, Starting, Scheduled},
 	// Being stopped for its health; its exit is judged a failed run.
-	Unhealthy: {Backoff, GivenUp, Stopping, Stopped, Starting},
-	Backoff:   {Starting, Running, Ready, Exited, GivenUp, Blocked, Stopping, Stopped},
+	Unhealthy: {Backoff, GivenUp, Stopping, Stopped, Starting, Scheduled},
+	Backoff:   {Starting, Running, Ready, Exited, GivenUp, Blocked, Stopping, Stopped, Scheduled},
 	Stopping:  {Stopped},
-	Stopped:   {Starting, Stopping},
-	Exited:    {Starting, Stopping, Stopped},
-	GivenUp:   {Starting, Stopping, Stopped},
+	Stopped:   {Starting, Stopping, Scheduled},
+	Exited:    {Starting, Stopping, Stopped, Scheduled},
+	GivenUp:   {Starting, Stopping, Stopped, Scheduled},
 	Blocked:   {Starting, Stopped},
+	// A tick (or vigil start) starts a run; a reload that drops the
+	// schedule makes it an ordinary service waiting to start.
+	Scheduled: {Starting, Stopped},
 }
 
 // allowed reports whether the table lets a service go from one state to
@@ -84,6 +91,12 @@ const (
 	tokenDue               // a respawn token taken, waiting for its time
 	readyTimeout           // the readiness check's deadline
 	killDue                // SIGKILL to the group of a stopping service
+	// tickDue is the next tick of a scheduled service. It lives in the
+	// service's second slot, tick: a tick must come while the first slot
+	// holds a run's own timer (a retry's backoff, a readiness deadline,
+	// a SIGKILL), since it decides about that run (skip, replace, or end
+	// its retries).
+	tickDue
 )
 
 // slot is a service's one timer. gen tells a firing that is still wanted
@@ -111,8 +124,11 @@ type service struct {
 	// and the state file use it to recognise the process.
 	startTime uint64
 	pgid      int // the last group it led; may outlive the leader
-	run       int // counts spawns
-	started   time.Time
+	// escaped are descendants that left the group (setsid), found when a
+	// stop began: the stop waits for them and kills them too.
+	escaped []proc.Proc
+	run     int // counts spawns
+	started time.Time
 	// runFailed: this run failed its readiness check; its exit is judged
 	// a failed run whatever its status.
 	runFailed bool
@@ -124,13 +140,25 @@ type service struct {
 	// health and readiness are the repeating checks of the current run
 	// (nil: none running); see health.go.
 	health, readiness *probe
-	healthy           bool               // the health check has not reached its threshold
-	healthFailures    uint64             // failed health attempts within this start of vigil
-	lastCheckError    string             // the last failure of a health or readiness attempt
-	wasReady          bool               // this run was ready at some point
-	cancel            context.CancelFunc // readiness check of this run
-	notify            *os.File           // read end of the notify_fd pipe until the check takes it
-	pumps             []*pump            // prefixed output being copied
+	healthy           bool   // the health check has not reached its threshold
+	healthFailures    uint64 // failed health attempts within this start of vigil
+	lastCheckError    string // the last failure of a health or readiness attempt
+	wasReady          bool   // this run was ready at some point
+	// The schedule of a scheduled service: its next tick in tick (at is
+	// the tick's wall-clock time), the parsed expression (cron, parsed
+	// from cronKey), and its runs.
+	tick       slot
+	cron       *schedule.Schedule
+	cronKey    string
+	due        bool               // a run is due (a tick, vigil start): tryStart spawns it
+	attempts   int                // retries of this tick's run
+	lastRun    time.Time          // start of the latest run, persisted
+	failedRuns int                // failed runs within this start of vigil
+	catchUp    bool               // at start: run once for a tick missed while vigil was down
+	cancel     context.CancelFunc // readiness check of this run
+	notify     *os.File           // read end of the notify_fd pipe until the check takes it
+	pumps      []*pump            // output passing through vigil, being copied
+	log        *svcLog            // its ring and log file; nil unless output passes through vigil
 }
 
 // become moves svc to state to, through the table: every state change goes
@@ -161,8 +189,11 @@ func (s *Supervisor) become(svc *service, to State, level slog.Level, msg string
 
 // ready reports whether dependents of svc may start.
 func (svc *service) ready() bool {
-	return svc.state == Ready || (svc.Oneshot && svc.state == Exited)
+	return svc.state == Ready || (svc.Oneshot && svc.state == Exited) || svc.state == Scheduled
 }
+
+// scheduled reports whether svc runs on a schedule.
+func (svc *service) scheduled() bool { return svc.Schedule != "" }
 
 // failedForGood reports whether svc will not run again by itself.
 func (svc *service) failedForGood() bool {

@@ -24,8 +24,9 @@ func (s *Supervisor) shutdown(reason string) {
 	s.deadline = s.clock.AfterFunc(s.o.ShutdownTimeout, func() { s.post(deadlineEvent{}) })
 	for _, svc := range s.order {
 		s.disarm(svc)
+		s.disarmTick(svc)
 		s.stopReadyCheck(svc)
-		if svc.pid == 0 && (svc.state == Starting || svc.state == Backoff) {
+		if svc.pid == 0 && (svc.state == Starting || svc.state == Backoff || svc.state == Scheduled) {
 			s.become(svc, Stopped, slog.LevelDebug, "")
 		}
 	}
@@ -67,7 +68,13 @@ func (s *Supervisor) usersAlive(svc *service) bool {
 // stop signals svc's group with its stop signal (and SIGCONT, so a stopped
 // service can act on it), then SIGKILL after stop_timeout.
 func (s *Supervisor) stop(svc *service) {
+	if svc.pid != 0 {
+		svc.escaped = s.procs.Escaped(svc.pid, svc.pgid)
+	}
 	s.become(svc, Stopping, slog.LevelInfo, "stopping", "pid", svc.pid, "signal", signals.Name(svc.StopSignal))
+	if len(svc.escaped) > 0 {
+		s.log.Info("stopping its descendants outside the services' groups too", "service", svc.Name, "processes", len(svc.escaped))
+	}
 	s.signalStop(svc)
 }
 
@@ -76,6 +83,10 @@ func (s *Supervisor) stop(svc *service) {
 func (s *Supervisor) signalStop(svc *service) {
 	s.procs.Signal(svc.pgid, svc.StopSignal)
 	s.procs.Signal(svc.pgid, unix.SIGCONT)
+	for _, p := range svc.escaped {
+		s.procs.SignalProc(p, svc.StopSignal)
+		s.procs.SignalProc(p, unix.SIGCONT)
+	}
 	s.arm(svc, killDue, s.clock.Now().Add(svc.StopTimeout))
 }
 
@@ -85,6 +96,7 @@ func (s *Supervisor) checkGroups() {
 	var down []*service
 	for _, svc := range s.order {
 		if svc.state == Stopping && !s.alive(svc) {
+			svc.escaped = nil
 			s.disarm(svc)
 			s.become(svc, Stopped, slog.LevelInfo, "stopped")
 			down = append(down, svc)
@@ -96,7 +108,7 @@ func (s *Supervisor) checkGroups() {
 			s.remove(svc)
 			s.link()
 		case svc.desired == wantUp && !s.shuttingDown:
-			s.startNow(svc)
+			s.resumeWanted(svc)
 		}
 	}
 	if s.shuttingDown {
@@ -131,8 +143,10 @@ func (s *Supervisor) killEverything() {
 
 func (s *Supervisor) remove(svc *service) {
 	s.disarm(svc)
+	s.disarmTick(svc)
 	s.order = slices.DeleteFunc(s.order, func(x *service) bool { return x == svc })
 	delete(s.byName, svc.Name)
+	s.dropLog(svc)
 	s.dirty = true
 }
 

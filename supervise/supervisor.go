@@ -26,6 +26,7 @@ import (
 	"github.com/vigil-init/vigil/reexec"
 	"github.com/vigil-init/vigil/signals"
 	"github.com/vigil-init/vigil/state"
+	"github.com/vigil-init/vigil/supervise/svclog"
 	"golang.org/x/sys/unix"
 )
 
@@ -75,6 +76,14 @@ type Options struct {
 	// may delay the main process.
 	Started func()
 
+	// RingSize is the most each service's ring of recent lines holds
+	// (`vigil logs`); 0: svclog.DefaultRingSize, 1 MiB.
+	RingSize int
+	// LogMemory, if set, is told (on the supervisor's goroutine) the most
+	// the rings may take together whenever their number changes, so that
+	// vigil's memory limit can make room for them.
+	LogMemory func(bytes int64)
+
 	// Clock, Procs and Checker replace the real time, processes and
 	// check attempts (tests).
 	Clock   Clock
@@ -104,6 +113,8 @@ type Supervisor struct {
 	events  chan event
 	limiter *bucket
 	devnull *os.File
+	// ringSize is Options.RingSize, defaulted.
+	ringSize int
 
 	shuttingDown bool
 	deadline     func() bool
@@ -126,8 +137,9 @@ type event interface{ isEvent() }
 type (
 	// timerEvent: a service's timer fired; stale unless gen is current.
 	timerEvent struct {
-		svc *service
-		gen int
+		svc  *service
+		gen  int
+		tick bool // the tick slot's, not the timer slot's
 	}
 	// readyEvent: run number run of svc passed its readiness check (err
 	// nil), or the check can no longer pass.
@@ -181,6 +193,11 @@ func New(o Options) (*Supervisor, error) {
 		events:  make(chan event, 64),
 		limiter: newBucket(o.RespawnLimit, o.Clock.Now()),
 		quit:    make(chan struct{}),
+
+		ringSize: o.RingSize,
+	}
+	if s.ringSize <= 0 {
+		s.ringSize = svclog.DefaultRingSize
 	}
 	s.checker = o.Checker
 	if s.checker == nil {
@@ -250,11 +267,7 @@ func (s *Supervisor) Run() int {
 			s.onSignal(syscall.Signal(sig))
 		}
 	} else {
-		for _, svc := range s.order {
-			if svc.state != GivenUp {
-				s.tryStart(svc)
-			}
-		}
+		s.startAll()
 	}
 	// Every service's first state is on the volume before anything else
 	// happens: a container killed now still leaves its state behind.
@@ -287,6 +300,7 @@ func (s *Supervisor) Run() int {
 		s.deadline()
 	}
 	s.drainOutput()
+	s.closeLogs()
 	return s.exitCode
 }
 
@@ -294,7 +308,11 @@ func (s *Supervisor) Run() int {
 func (s *Supervisor) handle(ev event) {
 	switch ev := ev.(type) {
 	case timerEvent:
-		s.timerFired(ev.svc, ev.gen)
+		if ev.tick {
+			s.tickFired(ev.svc, ev.gen)
+		} else {
+			s.timerFired(ev.svc, ev.gen)
+		}
 	case readyEvent:
 		s.readyDone(ev.svc, ev.run, ev.err)
 	case probeTickEvent:
@@ -391,7 +409,25 @@ func (s *Supervisor) arm(svc *service, kind timerKind, at time.Time) {
 	s.disarm(svc)
 	gen := svc.timer.gen
 	svc.timer.kind, svc.timer.at = kind, at
-	svc.timer.stop = s.clock.AfterFunc(at.Sub(s.clock.Now()), func() { s.post(timerEvent{svc, gen}) })
+	svc.timer.stop = s.clock.AfterFunc(at.Sub(s.clock.Now()), func() { s.post(timerEvent{svc: svc, gen: gen}) })
+}
+
+// armTick sets svc's tick slot for the tick at (a wall-clock time); the
+// timer runs on elapsed time, so tickFired reads the wall clock again.
+func (s *Supervisor) armTick(svc *service, at time.Time) {
+	s.disarmTick(svc)
+	gen := svc.tick.gen
+	svc.tick.kind, svc.tick.at = tickDue, at
+	svc.tick.stop = s.clock.AfterFunc(at.Sub(s.clock.Now()), func() { s.post(timerEvent{svc: svc, gen: gen, tick: true}) })
+}
+
+// disarmTick cancels svc's next tick.
+func (s *Supervisor) disarmTick(svc *service) {
+	svc.tick.gen++
+	if svc.tick.stop != nil {
+		svc.tick.stop()
+	}
+	svc.tick = slot{gen: svc.tick.gen}
 }
 
 // disarm cancels svc's timer; a firing already on its way is stale.
@@ -421,6 +457,9 @@ func (s *Supervisor) timerFired(svc *service, gen int) {
 		if s.alive(svc) {
 			s.log.Warn("stop timeout: killing the group", "service", svc.Name, "timeout", svc.StopTimeout)
 			s.procs.Signal(svc.pgid, unix.SIGKILL)
+			for _, p := range svc.escaped {
+				s.procs.SignalProc(p, unix.SIGKILL)
+			}
 		}
 	}
 }
@@ -482,12 +521,20 @@ func (s *Supervisor) signalGroup(svc *service, sig syscall.Signal) {
 	s.log.Debug("forwarded signal", "service", svc.Name, "signal", signals.Name(sig))
 }
 
-// alive reports whether the service's leader or any of its group still runs.
+// alive reports whether the service's leader, any of its group, or a
+// descendant that escaped the group during a stop still runs.
 // A group found empty is forgotten (pgid 0): it never fills again, and
 // shutdown asks about every service each time one stops, which with a
 // thousand services was a million kill(2) calls.
 func (s *Supervisor) alive(svc *service) bool {
 	if svc.pid != 0 {
+		return true
+	}
+	// Descendants that left the group count while a stop waits for them.
+	svc.escaped = slices.DeleteFunc(svc.escaped, func(p proc.Proc) bool {
+		return !groupAlive(s.procs.SignalProc(p, 0))
+	})
+	if len(svc.escaped) > 0 {
 		return true
 	}
 	if svc.pgid == 0 {

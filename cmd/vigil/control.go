@@ -50,6 +50,7 @@ type reexecer struct {
 	reaper  *reaper.Reaper
 	control *control.Server // kept listening across the exec; nil if none
 	serve   func()          // serves control again if the exec fails
+	pdeath  syscall.Signal  // set again on the exec's thread
 }
 
 func (x *reexecer) Check() error { return reexec.Check(x.reaper) }
@@ -66,7 +67,7 @@ func (x *reexecer) Exec(h reexec.Handoff, keep []int) error {
 			ln = &reexec.Listener{FD: fd, Path: x.control.Path()}
 		}
 	}
-	return reexec.Exec(&h, keep, ln)
+	return reexec.Exec(&h, keep, ln, x.pdeath)
 }
 
 // supervisorControl answers the verbs for supervisor mode.
@@ -130,4 +131,12 @@ func (c supervisorControl) Reload(ctx context.Context) error {
 
 func (c supervisorControl) Reexec(ctx context.Context) error {
 	return c.sup.Reexec(ctx)
+}
+
+func (c supervisorControl) Scale(ctx context.Context, name string, n int) error {
+	return unknown(c.sup.Scale(ctx, name, n))
+}
+
+func (c supervisorControl) Logs(ctx context.Context, req control.LogsRequest, send func(control.LogBatch) error) error {
+	return unknown(c.sup.Logs(ctx, req, send))
 }

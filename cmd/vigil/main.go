@@ -130,6 +130,12 @@ func run(args []string) int {
 	}
 
 	tune()
+	if handoff != nil {
+		// The rings handed over are live twice until adopted (the
+		// handoff's copy and the rings): room for both, or the collector
+		// would run without end through the adoption.
+		roomForRings(2 * handedRings(handoff))
+	}
 	if os.Getpid() != 1 {
 		// Orphans of our children come to us instead of the real init.
 		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
@@ -145,13 +151,34 @@ func run(args []string) int {
 	return runtime(log, rp, exits, sigs, inv, st, stderr, handoff, herr != nil, inherited, resumeGC)
 }
 
+// baseMemoryLimit is the soft memory limit of a vigil without log rings.
+const baseMemoryLimit = 32 << 20
+
 // tune keeps an idle vigil small: few threads, and a soft memory limit that
 // makes the GC return memory early.
 func tune() {
 	if goruntime.NumCPU() > 2 {
 		goruntime.GOMAXPROCS(2)
 	}
-	debug.SetMemoryLimit(32 << 20)
+	debug.SetMemoryLimit(baseMemoryLimit)
+}
+
+// handedRings is the size of the log rings in a handoff.
+func handedRings(h *reexec.Handoff) int64 {
+	var n int64
+	for _, hs := range h.Services {
+		if hs.LogRing != nil {
+			n += int64(hs.LogRing.EncodedLen())
+		}
+	}
+	return n
+}
+
+// roomForRings raises the soft memory limit by what the services' log
+// rings may hold (1 MiB each): full rings are live memory the collector
+// cannot free, and a limit below them would make it run without end.
+func roomForRings(rings int64) {
+	debug.SetMemoryLimit(baseMemoryLimit + rings)
 }
 
 func runVersion(args []string, out io.Writer) int {

@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/vigil-init/vigil/cmd/vigil/internal/early"
 	"github.com/vigil-init/vigil/config"
 	"github.com/vigil-init/vigil/control"
 	"github.com/vigil-init/vigil/proc"
@@ -55,7 +56,10 @@ func runtime(log *slog.Logger, rp *reaper.Reaper, exits *reaper.Queue, sigs <-ch
 			store = st
 		}
 	}
-	rx := &reexecer{reaper: rp}
+	rx := &reexecer{reaper: rp, pdeath: inv.flags.pdeath}
+	if rx.pdeath == 0 {
+		rx.pdeath = early.ParentDeathSignal
+	}
 	start := processStart()
 	stopHTTP := func() {}
 	defer func() { stopHTTP() }()
@@ -85,6 +89,7 @@ func runtime(log *slog.Logger, rp *reaper.Reaper, exits *reaper.Queue, sigs <-ch
 		Reexec:          rx,
 		ReexecInterval:  s.ReexecInterval,
 		State:           store,
+		LogMemory:       roomForRings,
 		Started: func() {
 			handler := supervisorControl{sup: sup, reload: func() ([]config.Service, []error) {
 				next, errs := load(os.Environ(), inv.flags)

@@ -49,6 +49,9 @@ var Table = []Verb{
 	{Name: "reexec", Help: "replace vigil in place, services kept running", Usage: "vigil reexec", Names: NoNames, Timeout: 60 * time.Second},
 	{Name: "ready", Help: "exit 0 iff ready (a Kubernetes exec probe)", Usage: "vigil ready [NAME...]", Names: AnyNames, Timeout: 5 * time.Second, Probe: true, Retriable: true},
 	{Name: "reset", Help: "forget retry counts and given-up marks", Usage: "vigil reset [NAME...]", Names: AnyNames, Timeout: 10 * time.Second},
+	// scale stops the copies it removes, like reload, so it waits as long.
+	{Name: "scale", Help: "run N copies of a service with instances (until the next reload)", Usage: "vigil scale NAME N", Names: SomeNames, Timeout: 150 * time.Second},
+	{Name: "logs", Help: "print services' recent output; -f follows it", Usage: "vigil logs [-f] [-n N] NAME...", Names: SomeNames, Timeout: 10 * time.Second, Retriable: true},
 	{Name: "version", Help: "print the version", Usage: "vigil version", Local: true},
 }
 

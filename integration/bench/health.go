@@ -120,8 +120,8 @@ func healthBench(c config) (*healthResult, error) {
 	return res, nil
 }
 
-// startVigil runs vigil with the config doc and the endpoint on addr.
-func startVigil(dir, name, vigil, doc, addr string) (*daemon, []string, error) {
+// startHealthVigil runs vigil with the config doc and the endpoint on addr.
+func startHealthVigil(dir, name, vigil, doc, addr string) (*daemon, []string, error) {
 	cfg := filepath.Join(dir, name+".json")
 	if err := os.WriteFile(cfg, []byte(doc), 0o644); err != nil {
 		return nil, nil, err
@@ -139,7 +139,7 @@ func probeCost(c config, res *healthResult, dir, vigil string) error {
 	if err != nil {
 		return err
 	}
-	d, env, err := startVigil(dir, "probe", vigil, string(vigilConfig(10)), addr)
+	d, env, err := startHealthVigil(dir, "probe", vigil, string(vigilConfig(10)), addr)
 	if err != nil {
 		return err
 	}
@@ -239,7 +239,7 @@ func detection(c config, res *healthResult, dir, vigil string) error {
 		"health": map[string]any{"http": "http://" + l.Addr().String() + "/healthz", "interval": interval.String(),
 			"timeout": timeout.String(), "failure_threshold": threshold},
 	}}})
-	d, env, err := startVigil(dir, "detect", vigil, string(doc), "")
+	d, env, err := startHealthVigil(dir, "detect", vigil, string(doc), "")
 	if err != nil {
 		return err
 	}
@@ -309,7 +309,7 @@ func tcpLoad(c config, res *healthResult, dir, vigil string) error {
 			Health: map[string]any{"tcp": l.Addr().String(), "interval": "1s", "timeout": "500ms"}})
 	}
 	b, _ := json.Marshal(doc)
-	d, env, err := startVigil(dir, "tcp", vigil, string(b), "")
+	d, env, err := startHealthVigil(dir, "tcp", vigil, string(b), "")
 	if err != nil {
 		return err
 	}

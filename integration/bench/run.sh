@@ -5,9 +5,13 @@
 # `vigil reexec` with 10 and 1000 services; then the writes of state.json
 # under a crash loop; then vigil against supervisord, runit (runsvdir) and
 # s6 (s6-svscan) with the same services (start, memory, idle wake-ups,
-# restart latency) and vigil's log prefix throughput; then health checks and
-# the HTTP endpoint (an exec probe against GET /readyz, the detection of a
-# hung service, 100 tcp checks a second). Prints six markdown
+# restart latency), vigil's log prefix and log_file throughput and its
+# memory with 100 services' log rings full; then schedules: the
+# lateness of @every 1s jobs (-sched-long: 10 minutes of it), the wake-ups of
+# an idle vigil with 100 hourly jobs, the start of 1000 instances against 1000
+# definitions; then health checks and the HTTP endpoint (an exec probe
+# against GET /readyz, the detection of a hung service, 100 tcp checks a
+# second). Prints seven markdown
 # tables (figures, and the issues' targets reported, never asserted) and
 # keeps a copy in integration/bench/results/ (git-ignored).
 # Flags go to the bench program: ./integration/bench/run.sh -quick; see -h.

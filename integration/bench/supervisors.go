@@ -32,8 +32,11 @@ package main
 //     together for the window; vigil's two runs follow one another inside it.
 //   - log: vigil alone, a oneshot writing B bytes of 100-byte lines (`yes
 //     LINE | head -c B`, timed by the service itself) with `log: inherit`
-//     (straight to vigil's stdout, /dev/null) and `log: prefix` (through
-//     vigil, which writes to /dev/null).
+//     (straight to vigil's stdout, /dev/null), `log: prefix` (through
+//     vigil, which writes to /dev/null) and `log: prefix` with a
+//     `log_file` (the share of lines that reached the file reported too).
+//   - logs-rss: vigil alone with N `log: prefix` services, quiet, then each
+//     writing twice its 1 MiB ring: vigil's RSS.
 
 import (
 	"bufio"
@@ -510,7 +513,9 @@ type supResult struct {
 	window  time.Duration
 	vigilW  time.Duration
 	logB    int64
-	logMBs  map[string][]float64 // inherit, prefix
+	logMBs  map[string][]float64 // inherit, prefix, file (prefix and a log_file)
+	logKept []float64            // file: the share of lines in the log file
+	ringRSS map[string]float64   // logs-rss: vigil's RSS (KiB), "quiet" and "full" rings
 	notes   []string
 	load    string
 	took    time.Duration
@@ -623,22 +628,38 @@ func supervisorsBench(c config) (*supResult, error) {
 
 	// 5. log: prefix against inherit.
 	for r := 0; r < c.logRounds; r++ {
-		modes := []string{"inherit", "prefix"}
-		if r%2 == 1 {
-			modes[0], modes[1] = modes[1], modes[0]
-		}
+		modes := []string{"inherit", "prefix", "file"}
+		// Rotated each round, so the noise falls on all alike.
+		modes = append(modes[r%3:], modes[:r%3]...)
 		for _, m := range modes {
-			mbs, err := logOnce(j, t, m, c.logBytes)
+			mbs, kept, err := logOnce(j, t, m, c.logBytes)
 			if err != nil {
 				res.note("log: %s, round %d: %v", m, r+1, err)
 				continue
 			}
 			fmt.Fprintf(os.Stderr, "bench: supervisors: log %s: %.0f MB/s\n", m, mbs)
 			res.logMBs[m] = append(res.logMBs[m], mbs)
+			if m == "file" {
+				res.logKept = append(res.logKept, kept)
+			}
 		}
 	}
 	j.cleanup()
 	done("log")
+
+	// 6. vigil's memory with services keeping their lines.
+	res.ringRSS = map[string]float64{}
+	for _, full := range []bool{false, true} {
+		rss, err := ringRSS(j, t, c.supIdleServices, full, c.settle)
+		if err != nil {
+			res.note("logs-rss (full %v): %v", full, err)
+			continue
+		}
+		res.ringRSS[map[bool]string{false: "quiet", true: "full"}[full]] = rss
+		fmt.Fprintf(os.Stderr, "bench: supervisors: logs-rss full=%v: vigil RSS %.0f KiB\n", full, rss)
+	}
+	j.cleanup()
+	done("logs-rss")
 	res.load = fmt.Sprintf("at the start %s; at the end %s", load0, machineLoad())
 	res.took = time.Since(started)
 	return res, nil
@@ -901,23 +922,41 @@ var logLine99 = strings.Repeat("0123456789", 10)[:99]
 // logTree is the one oneshot of the log test: bytes of 100-byte lines to
 // stdout, its start and end times (ns) to file.
 func logTree(mode string, bytes int64, file string) treeSpec {
+	v := map[string]any{"oneshot": true, "log": mode}
+	if mode == "file" {
+		// log: prefix and a log_file big enough never to rotate, so
+		// the lines it kept can be counted.
+		v["log"] = "prefix"
+		v["log_file"] = map[string]any{"path": filepath.Join(filepath.Dir(file), "gen.log"), "max_size": "4GiB", "max_files": 0}
+	}
 	return treeSpec{vigilTop: map[string]any{"respawn_limit": "0"}, services: []svcSpec{{
 		name:  "gen",
 		shell: fmt.Sprintf(`t0=$(date +%%s%%N); yes %s | head -c %d; t1=$(date +%%s%%N); echo "$t0 $t1" > %s`, logLine99, bytes, file),
-		vigil: map[string]any{"oneshot": true, "log": mode},
+		vigil: v,
 	}}}
 }
 
-// logOnce runs vigil with one oneshot that writes bytes of 100-byte lines
-// to stdout under log mode, vigil's stdout /dev/null; the service times
-// its own pipeline. MB/s (10^6 bytes of the service's output).
-func logOnce(j *janitor, t *supTools, mode string, bytes int64) (float64, error) {
-	dir, err := j.mkdir("vigil-bench-log-*")
+// ringBytes is what each service of the logs-rss part writes: twice its
+// ring, so the ring is full whatever the header per line.
+const ringBytes = 2 << 20
+
+// ringRSS starts vigil with n `log: prefix` services, quiet or each writing
+// ringBytes of 100-byte lines (so its ring of the last 1 MiB is full), and
+// returns vigil's RSS (KiB) once they are done and it has settled.
+func ringRSS(j *janitor, t *supTools, n int, full bool, settle time.Duration) (float64, error) {
+	dir, err := j.mkdir("vigil-bench-rings-*")
 	if err != nil {
 		return 0, err
 	}
-	file := filepath.Join(dir, "times")
-	spec := logTree(mode, bytes, file)
+	spec := treeSpec{vigilTop: map[string]any{"respawn_limit": "0"}}
+	for i := range n {
+		name := fmt.Sprintf("r%d", i)
+		sh := "exec sleep 100000"
+		if full {
+			sh = fmt.Sprintf("yes %s | head -c %d; touch %s; exec sleep 100000", logLine99, ringBytes, filepath.Join(dir, name))
+		}
+		spec.services = append(spec.services, svcSpec{name: name, shell: sh, vigil: map[string]any{"log": "prefix"}})
+	}
 	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 	if err != nil {
 		return 0, err
@@ -928,28 +967,99 @@ func logOnce(j *janitor, t *supTools, mode string, bytes int64) (float64, error)
 		return 0, err
 	}
 	defer s.stop(j)
+	if _, err := s.waitAllUp(n, 120*time.Second); err != nil {
+		return 0, err
+	}
+	for deadline := time.Now().Add(120 * time.Second); full; time.Sleep(50 * time.Millisecond) {
+		ents, _ := os.ReadDir(dir)
+		if len(ents) >= n {
+			break
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("%d of %d services wrote their output in 120 s", len(ents), n)
+		}
+	}
+	time.Sleep(settle)
+	_, sup := s.tree()
+	for _, p := range sup {
+		if p.comm == "vigil" {
+			rss, _, err := memory(p.pid)
+			return rss, err
+		}
+	}
+	return 0, errors.New("no vigil process in the tree")
+}
+
+// logFileKept is the share of the lines of logOnce's "file" mode that
+// reached the log file (the rest were dropped: the disk was slower than the
+// service).
+func logFileKept(dir string, bytes int64) float64 {
+	f, err := os.Open(filepath.Join(dir, "gen.log"))
+	if err != nil {
+		return math.NaN()
+	}
+	defer f.Close()
+	n := 0
+	br := bufio.NewReaderSize(f, 1<<20)
+	for {
+		_, err := br.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err != nil {
+			break
+		}
+		n++
+	}
+	return float64(n) / float64(bytes/100)
+}
+
+// logOnce runs vigil with one oneshot that writes bytes of 100-byte lines
+// to stdout under log mode, vigil's stdout /dev/null; the service times
+// its own pipeline. MB/s (10^6 bytes of the service's output).
+func logOnce(j *janitor, t *supTools, mode string, bytes int64) (mbs, kept float64, err error) {
+	dir, err := j.mkdir("vigil-bench-log-*")
+	if err != nil {
+		return 0, 0, err
+	}
+	file := filepath.Join(dir, "times")
+	spec := logTree(mode, bytes, file)
+	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer devnull.Close()
+	s, err := startSup(j, t, "vigil", spec, devnull)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer s.stop(j)
 	select {
 	case <-s.d.done:
 	case <-time.After(300 * time.Second):
-		return 0, s.d.failure(errors.New("still running after 300 s"))
+		return 0, 0, s.d.failure(errors.New("still running after 300 s"))
 	}
 	if code := s.d.cmd.ProcessState.ExitCode(); code != 0 {
-		return 0, s.d.failure(fmt.Errorf("exit status %d", code))
+		return 0, 0, s.d.failure(fmt.Errorf("exit status %d", code))
 	}
 	b, err := os.ReadFile(file)
 	if err != nil {
-		return 0, s.d.failure(err)
+		return 0, 0, s.d.failure(err)
 	}
 	f := strings.Fields(string(b))
 	if len(f) != 2 {
-		return 0, fmt.Errorf("times file: %q", b)
+		return 0, 0, fmt.Errorf("times file: %q", b)
 	}
 	a, _ := strconv.ParseInt(f[0], 10, 64)
 	z, _ := strconv.ParseInt(f[1], 10, 64)
 	if z <= a {
-		return 0, fmt.Errorf("times file: %q", b)
+		return 0, 0, fmt.Errorf("times file: %q", b)
 	}
-	return float64(bytes) / (float64(z-a) / 1e9) / 1e6, nil
+	mbs, kept = float64(bytes)/(float64(z-a)/1e9)/1e6, math.NaN()
+	if mode == "file" {
+		kept = logFileKept(dir, bytes)
+	}
+	return mbs, kept, nil
 }
 
 // srow is one row of the supervisors table: a figure per column, or a text
@@ -1119,6 +1229,18 @@ func supTable(c config, res *supResult) {
 	fmt.Println("|---|--:|--:|")
 	fmt.Printf("| `inherit` | %s | 1.00x |\n", fmtF(inh, "%.0f"))
 	fmt.Printf("| `prefix` | %s | %s |\n", fmtF(pre, "%.0f"), ratio(pre, inh))
+	file := median(res.logMBs["file"])
+	fmt.Printf("| `prefix` and a `log_file` | %s | %s (%s of `prefix`; %.1f%% of the lines in the file) |\n",
+		fmtF(file, "%.0f"), ratio(file, inh), ratio(file, pre), 100*median(res.logKept))
+	fmt.Println()
+
+	fmt.Printf("### vigil's memory with %d services keeping their lines\n\n", c.supIdleServices)
+	fmt.Printf("%d `log: prefix` services, quiet, then each writing %d bytes of 100-byte lines (twice its 1 MiB ring for `vigil logs`); "+
+		"vigil's RSS from /proc/PID/smaps_rollup after %s.\n\n", c.supIdleServices, ringBytes, c.settle)
+	fmt.Println("| rings | vigil RSS (MiB) |")
+	fmt.Println("|---|--:|")
+	fmt.Printf("| quiet | %s |\n", fmtF(res.ringRSS["quiet"]/1024, "%.1f"))
+	fmt.Printf("| full | %s |\n", fmtF(res.ringRSS["full"]/1024, "%.1f"))
 	fmt.Println()
 
 	verdict := func(ok bool, have bool) string {
@@ -1150,6 +1272,7 @@ func supTable(c config, res *supResult) {
 			fmtMs(median(rr.sh)), verdict(median(rr.sh) < 5, len(rr.sh) > 0), fmtMs(median(rr.static)), verdict(median(rr.static) < 5, len(rr.static) > 0))
 	}
 	fmt.Printf("- `prefix` at least 50%% of `inherit`: %s: %s.\n", ratio(pre, inh), verdict(pre >= inh/2, !math.IsNaN(pre) && !math.IsNaN(inh)))
+	fmt.Printf("- `log_file` at least 70%% of `prefix`: %s: %s.\n", ratio(file, pre), verdict(file >= 0.7*pre, !math.IsNaN(pre) && !math.IsNaN(file)))
 	for _, s := range res.notes {
 		fmt.Println("- " + s)
 	}

@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 )
@@ -80,14 +81,19 @@ func NewRing(size int) *Ring {
 
 // Append adds a line, dropping the oldest ones to make room. A line too long
 // for the ring is cut to fit.
-func (r *Ring) Append(l Line) {
-	text := l.Text
+func (r *Ring) Append(l Line) { appendText(r, l.Time, l.Stream, l.Text) }
+
+// AppendText is Append for a line in a byte slice, which it does not keep:
+// a pump's buffer, without a string made of each line.
+func (r *Ring) AppendText(t time.Time, s Stream, text []byte) { appendText(r, t, s, text) }
+
+func appendText[T []byte | string](r *Ring, t time.Time, s Stream, text T) {
 	if lim := r.max - maxHeader; len(text) > lim {
 		text = text[:lim]
 	}
 	var hdr [maxHeader]byte
-	binary.LittleEndian.PutUint64(hdr[:8], uint64(l.Time.UnixNano()))
-	hdr[8] = byte(l.Stream)
+	binary.LittleEndian.PutUint64(hdr[:8], uint64(t.UnixNano()))
+	hdr[8] = byte(s)
 	h := fixedHeader + binary.PutUvarint(hdr[fixedHeader:], uint64(len(text)))
 	need := uint64(h + len(text))
 
@@ -295,6 +301,19 @@ func (f *Follower) Next(ctx context.Context, limit int) (lines []Line, lost uint
 // not survive the re-exec.
 const ringVersion = 1
 
+// EncodedLen is the length of the ring's encoding (AppendBinary) now.
+func (r *Ring) EncodedLen() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	used := r.tail - r.head
+	return 1 + uvarintLen(uint64(r.max)) + uvarintLen(r.next-r.first) + uvarintLen(used) + int(used)
+}
+
+func uvarintLen(v uint64) int {
+	var b [binary.MaxVarintLen64]byte
+	return binary.PutUvarint(b[:], v)
+}
+
 // AppendBinary appends the ring's encoding to b.
 func (r *Ring) AppendBinary(b []byte) ([]byte, error) {
 	r.mu.Lock()
@@ -305,7 +324,7 @@ func (r *Ring) AppendBinary(b []byte) ([]byte, error) {
 	used := r.tail - r.head
 	b = binary.AppendUvarint(b, used)
 	start := len(b)
-	b = append(b, make([]byte, used)...)
+	b = slices.Grow(b, int(used))[:start+int(used)]
 	if used > 0 {
 		r.get(r.head, b[start:])
 	}

@@ -298,3 +298,17 @@ func FuzzRingDecode(f *testing.F) {
 		r.Append(Line{Stream: Stdout, Text: "more"}) // must not panic
 	})
 }
+
+// EncodedLen sizes the handoff in one allocation: it must be exact.
+func TestRingEncodedLen(t *testing.T) {
+	for _, n := range []int{0, 1, 100, 50000} {
+		r := NewRing(64 << 10)
+		for i := range n {
+			r.Append(Line{Time: time.Unix(int64(i), 0), Stream: Stdout, Text: strings.Repeat("y", i%300)})
+		}
+		b, _ := r.AppendBinary([]byte("prefix"))
+		if got, want := r.EncodedLen(), len(b)-len("prefix"); got != want {
+			t.Errorf("%d lines: EncodedLen %d, AppendBinary appended %d", n, got, want)
+		}
+	}
+}

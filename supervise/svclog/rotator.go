@@ -24,7 +24,7 @@ type RotatorOptions struct {
 	MaxFiles int    // rotated files kept: Name.1 (newest) .. Name.MaxFiles; 0 = none
 	UID, GID int    // owner of the files created; -1 = vigil's
 	// Queue is how many bytes of lines wait for the writer at most;
-	// lines that find it full are dropped and counted. Default 256 KiB.
+	// lines that find it full are dropped and counted. Default 1 MiB.
 	Queue int
 	// RetryEvery spaces attempts to open or rotate the file again after
 	// a failure (default 1s), so a read-only disk costs one failed call
@@ -50,6 +50,8 @@ type Rotator struct {
 
 	mu      sync.Mutex
 	pending []byte // formatted lines waiting for the writer
+	stamp   []byte // the last time stamp formatted, of millisecond stampMs
+	stampMs int64
 	spare   []byte
 	queued  uint64 // lines ever queued (the writer's target for Flush)
 	done    uint64 // lines the writer has finished with (written or dropped)
@@ -77,7 +79,7 @@ func NewRotator(o RotatorOptions) *Rotator { return newRotator(o, nil) }
 
 func newRotator(o RotatorOptions, closeFS func() error) *Rotator {
 	if o.Queue <= 0 {
-		o.Queue = 256 << 10
+		o.Queue = 1 << 20
 	}
 	if o.RetryEvery <= 0 {
 		o.RetryEvery = time.Second
@@ -104,24 +106,41 @@ func OpenRotator(path string, o RotatorOptions) (*Rotator, error) {
 
 // Write queues a line as "TIME STREAM TEXT\n" and reports whether it was
 // queued (false: dropped, the queue is full or the rotator closed).
-func (r *Rotator) Write(l Line) bool {
+func (r *Rotator) Write(l Line) bool { return writeText(r, l.Time, l.Stream, l.Text) }
+
+// WriteText is Write for a line in a byte slice, which it does not keep.
+func (r *Rotator) WriteText(t time.Time, s Stream, text []byte) bool {
+	return writeText(r, t, s, text)
+}
+
+func writeText[T []byte | string](r *Rotator, t time.Time, s Stream, text T) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	n := len(r.pending)
-	if r.closing || n+len(TimeLayout)+8+len(l.Text) > r.o.Queue && n > 0 {
+	if r.closing || n+len(TimeLayout)+8+len(text) > r.o.Queue && n > 0 {
 		r.stats.Dropped++
 		return false
 	}
-	b := l.Time.AppendFormat(r.pending, TimeLayout)
+	// Formatting the time is most of a line's cost, and the lines of one
+	// read share their time: formatted once per millisecond.
+	if ms := t.UnixMilli(); ms != r.stampMs || r.stamp == nil {
+		r.stamp, r.stampMs = t.AppendFormat(r.stamp[:0], TimeLayout), ms
+	}
+	b := append(r.pending, r.stamp...)
 	b = append(b, ' ')
-	b = append(b, l.Stream.String()...)
+	b = append(b, s.String()...)
 	b = append(b, ' ')
-	b = append(b, l.Text...)
+	b = append(b, text...)
 	r.pending = append(b, '\n')
 	r.queued++
-	select {
-	case r.kick <- struct{}{}:
-	default:
+	// Only the first line of a batch wakes the writer: it takes all
+	// that is pending at once, and a wake-up per line cost a context
+	// switch per line.
+	if n == 0 {
+		select {
+		case r.kick <- struct{}{}:
+		default:
+		}
 	}
 	return true
 }
