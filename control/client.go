@@ -384,7 +384,7 @@ func printStatus(w io.Writer, list []ServiceStatus, now time.Time, aligned bool)
 		defer tw.Flush()
 		out = tw
 	}
-	fmt.Fprintln(out, "NAME\tSTATE\tPID\tUPTIME\tRESTARTS\tLAST-EXIT\tREADY\tNEXT\tLAST")
+	fmt.Fprintln(out, "NAME\tSTATE\tPID\tUPTIME\tRESTARTS\tLAST-EXIT\tREADY\tNEXT\tLAST\tHEALTH\tLAST-CHECK-FAILURE")
 	for _, s := range list {
 		pid, uptime := "-", "-"
 		if s.Pid != 0 {
@@ -409,7 +409,16 @@ func printStatus(w io.Writer, list []ServiceStatus, now time.Time, aligned bool)
 		if !s.LastRun.IsZero() {
 			lastRun = formatUptime(now.Sub(s.LastRun)) + " ago"
 		}
-		fmt.Fprintf(out, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", s.Name, s.State, pid, uptime, s.Restarts, last, ready, next, lastRun)
+		health := "-"
+		if s.Health != nil {
+			health = *s.Health
+		}
+		failure := "-"
+		if s.LastCheckFailure != "" {
+			// One line per service, whatever a check's output said.
+			failure = strings.Join(strings.Fields(s.LastCheckFailure), " ")
+		}
+		fmt.Fprintf(out, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.State, pid, uptime, s.Restarts, last, ready, next, lastRun, health, failure)
 	}
 }
 

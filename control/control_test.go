@@ -160,10 +160,13 @@ func (f *fakeHandler) Logs(ctx context.Context, req LogsRequest, send func(LogBa
 
 func intp(i int) *int { return &i }
 
+func strp(s string) *string { return &s }
+
 func newFake() *fakeHandler {
 	return &fakeHandler{
 		services: []ServiceStatus{
-			{Name: "web", State: "ready", Pid: 42, Started: time.Now().Add(-192 * time.Second), Restarts: 2, Retries: 1, LastExit: intp(143), Ready: true},
+			{Name: "web", State: "ready", Pid: 42, Started: time.Now().Add(-192 * time.Second), Restarts: 2, Retries: 1, LastExit: intp(143), Ready: true,
+				Health: strp(HealthHealthy), HealthFailures: 1, LastCheckFailure: "status 503\tService Unavailable"},
 			{Name: "db", State: "stopped"},
 			{Name: "job", State: "scheduled", LastExit: intp(0), Ready: true, Schedule: "@hourly",
 				NextRun: time.Now().Add(45*time.Second + 500*time.Millisecond), LastRun: time.Now().Add(-125 * time.Second)},
@@ -258,10 +261,10 @@ func TestStatusTable(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
 	want := []string{
-		"NAME\tSTATE\tPID\tUPTIME\tRESTARTS\tLAST-EXIT\tREADY\tNEXT\tLAST",
-		"web\tready\t42\t3m12s\t2\t143\tyes\t-\t-",
-		"db\tstopped\t-\t-\t0\t-\tno\t-\t-",
-		"job\tscheduled\t-\t-\t0\t0\tyes\tin 45s\t2m5s ago",
+		"NAME\tSTATE\tPID\tUPTIME\tRESTARTS\tLAST-EXIT\tREADY\tNEXT\tLAST\tHEALTH\tLAST-CHECK-FAILURE",
+		"web\tready\t42\t3m12s\t2\t143\tyes\t-\t-\thealthy\tstatus 503 Service Unavailable",
+		"db\tstopped\t-\t-\t0\t-\tno\t-\t-\t-\t-",
+		"job\tscheduled\t-\t-\t0\t0\tyes\tin 45s\t2m5s ago\t-\t-",
 	}
 	if len(lines) != len(want) {
 		t.Fatalf("got %q", out)
@@ -718,6 +721,30 @@ func TestCloseLeavesOthersSocket(t *testing.T) {
 	srv.Close()
 	if _, err := os.Lstat(path); err != nil {
 		t.Errorf("Close removed a socket it did not make: %v", err)
+	}
+}
+
+// TestStatusJSONHealth: --json carries ready, health (null without a
+// check) and the consecutive health failures of each service.
+func TestStatusJSONHealth(t *testing.T) {
+	srv, _ := serve(t, newFake())
+	code, out, errs := run(srv.Path(), "status", "--json")
+	if code != 0 || errs != "" {
+		t.Fatalf("exit %d, stderr %q", code, errs)
+	}
+	var got struct {
+		Services []map[string]any `json:"services"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil || len(got.Services) != 3 {
+		t.Fatalf("%q: %v", out, err)
+	}
+	web, db := got.Services[0], got.Services[1]
+	if web["ready"] != true || web["health"] != "healthy" || web["health_failures"] != 1.0 ||
+		web["last_check_failure"] != "status 503\tService Unavailable" {
+		t.Errorf("web: %v", web)
+	}
+	if h, ok := db["health"]; !ok || h != nil || db["ready"] != false || db["health_failures"] != 0.0 {
+		t.Errorf("db: %v", db)
 	}
 }
 

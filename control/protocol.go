@@ -97,13 +97,20 @@ var ErrUnknown = errors.New("unknown service")
 // ServiceStatus is one service as `vigil status --json` shows it.
 type ServiceStatus struct {
 	Name     string    `json:"name"`
-	State    string    `json:"state"`     // starting, running, ready, backoff, stopping, stopped, exited, given-up, blocked
+	State    string    `json:"state"`     // starting, running, ready, unhealthy, backoff, stopping, stopped, exited, given-up, blocked
 	Pid      int       `json:"pid"`       // 0 when not running
 	Started  time.Time `json:"started"`   // zero when never started
 	Restarts int       `json:"restarts"`  // within this start of vigil
 	Retries  int       `json:"retries"`   // persisted count of consecutive failed runs
 	LastExit *int      `json:"last_exit"` // 128+S for a signal; null if none yet
 	Ready    bool      `json:"ready"`
+	// Health is HealthHealthy or HealthUnhealthy; null without a health
+	// check, or without a process to check.
+	Health *string `json:"health"`
+	// HealthFailures counts the health check's consecutive failures.
+	HealthFailures int `json:"health_failures"`
+	// LastCheckFailure is why the last health or readiness attempt failed.
+	LastCheckFailure string `json:"last_check_failure,omitempty"`
 	// A scheduled service's schedule, its next tick and the start of its
 	// latest run (RFC 3339; absent when none), and its failed runs within
 	// this start of vigil; absent for other services.
@@ -142,6 +149,12 @@ type LogsRequest struct {
 	// it was, the ring having been handed over.
 	Since time.Time
 }
+
+// Health words of ServiceStatus.Health.
+const (
+	HealthHealthy   = "healthy"
+	HealthUnhealthy = "unhealthy"
+)
 
 // request is what the client sends; see the package documentation.
 type request struct {

@@ -250,6 +250,9 @@ func (h Held) Owns(pid int) bool {
 	return ok
 }
 
+// Orphans is Reaper.Orphans while held: exact, as nothing is reaped.
+func (h Held) Orphans() uint64 { return h.r.orphans }
+
 // Release lets the reaper run again.
 func (h Held) Release() {
 	h.r.mu.Unlock()

@@ -28,6 +28,11 @@ type Handoff struct {
 	// starts with a full bucket and waits each backoff again.
 	Clock  int64
 	Bucket *HandoffBucket
+	// Orphans and Forwarded are the counters of the metrics
+	// (vigil_orphans_reaped_total, vigil_signals_forwarded_total): a
+	// re-exec keeps the process, so it keeps its counts.
+	Orphans   uint64
+	Forwarded uint64
 
 	// checked delivers, in the order of Services, whether each one's Pid
 	// is still the process handed over (see CheckProcesses).
@@ -129,6 +134,13 @@ type HandoffService struct {
 	// on the way); the new image gets it as RawBytes, a slice of the
 	// handoff it must copy before the handoff goes.
 	LogRing Blob
+	// HealthFailures counts the failed health checks of the service since
+	// vigil started (a metric's counter).
+	HealthFailures uint64
+	// WasReady: the current run was ready at some point; in state running
+	// it was made not ready by a continuous readiness check, and has no
+	// readiness deadline any more.
+	WasReady bool
 }
 
 // Blob is data the handoff carries opaque: what encodes it, or the bytes

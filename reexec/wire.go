@@ -273,6 +273,8 @@ func (h *Handoff) AppendBinary(b []byte) ([]byte, error) {
 		for i := range h.Services {
 			w.handoffService(&h.Services[i])
 		}
+		w.uint(h.Orphans)
+		w.uint(h.Forwarded)
 	})
 	return w.b, nil
 }
@@ -312,6 +314,8 @@ func (h *Handoff) UnmarshalBinary(data []byte) error {
 				r.handoffService(&h.Services[i])
 			}
 		}
+		h.Orphans = r.uint()
+		h.Forwarded = r.uint()
 	})
 	return r.end()
 }
@@ -369,6 +373,8 @@ func (w *wireWriter) handoffService(hs *HandoffService) {
 				}
 			})
 		}
+		w.uint(hs.HealthFailures)
+		w.bool(hs.WasReady)
 	})
 }
 
@@ -430,6 +436,8 @@ func (r *wireReader) handoffService(hs *HandoffService) {
 			}
 			hs.LogRing = raw
 		}
+		hs.HealthFailures = r.uint()
+		hs.WasReady = r.bool()
 	})
 }
 

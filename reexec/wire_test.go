@@ -49,8 +49,10 @@ func fullHandoff() Handoff {
 			Pipes:  []HandoffPipe{{FD: 7, Stderr: true, Carry: []byte("a line\nhalf a li"), Teed: 7}},
 			Notify: 9, Due: 6e9, Reserved: true, Stopping: true, KillAt: 8e9, RestartAfterStop: true,
 			NextRun: time.Unix(1_700_000_600, 0), LastRun: time.Unix(1_699_999_000, 5), FailedRuns: 4, RunDue: true,
-			LogRing: RawBytes{1, 2, 3},
+			LogRing:        RawBytes{1, 2, 3},
+			HealthFailures: 11, WasReady: true,
 		}},
+		Orphans: 1 << 40, Forwarded: 12,
 	}
 }
 

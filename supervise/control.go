@@ -460,7 +460,11 @@ func (s *Supervisor) applyReload(services []config.Service) []*service {
 			}
 			down = append(down, svc)
 		default:
+			changed := !reflect.DeepEqual(svc.Health, c.Health)
 			svc.Service = c
+			if changed {
+				s.restartHealth(svc)
+			}
 			// A log_file changed, added or removed on output that
 			// passes through vigil either way: the file is reopened,
 			// the service keeps running.

@@ -143,11 +143,12 @@ func (f *fakeSaver) Flush(ctx context.Context) error { return nil }
 
 // machine is a supervisor on fakes, with its log kept.
 type machine struct {
-	t     *testing.T
-	s     *Supervisor
-	clock *fakeClock
-	procs *fakeProcs
-	log   *bytes.Buffer
+	t      *testing.T
+	s      *Supervisor
+	clock  *fakeClock
+	procs  *fakeProcs
+	checks *fakeChecker
+	log    *bytes.Buffer
 }
 
 func newMachine(t *testing.T, o Options, services ...config.Service) *machine {
@@ -155,7 +156,8 @@ func newMachine(t *testing.T, o Options, services ...config.Service) *machine {
 	m := &machine{t: t, clock: &fakeClock{now: time.Unix(1_000_000, 0)},
 		procs: &fakeProcs{alive: map[int]bool{}, fail: map[string]error{}}, log: new(bytes.Buffer)}
 	o.Log = slog.New(slog.NewTextHandler(m.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	o.Clock, o.Procs, o.Services, o.Terminal = m.clock, m.procs, services, -1
+	m.checks = &fakeChecker{}
+	o.Clock, o.Procs, o.Checker, o.Services, o.Terminal = m.clock, m.procs, m.checks, services, -1
 	if o.ShutdownTimeout == 0 {
 		o.ShutdownTimeout = 9 * time.Second
 	}

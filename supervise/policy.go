@@ -60,7 +60,7 @@ func (s *Supervisor) block(svc *service, by *service) {
 // spawn starts one run of svc.
 func (s *Supervisor) spawn(svc *service) {
 	svc.run++
-	svc.runFailed = false
+	svc.runFailed, svc.wasReady = false, false
 	if svc.scheduled() {
 		svc.due = false
 		svc.lastRun = s.clock.Now()
@@ -111,6 +111,7 @@ func (s *Supervisor) spawn(svc *service) {
 		s.watchReady(svc, cmd)
 	case !svc.Oneshot:
 		s.becomeReady(svc)
+		s.startProbes(svc)
 	}
 }
 
@@ -183,6 +184,7 @@ func (s *Supervisor) command(svc *service) (proc.Command, []*os.File, []*pump, e
 
 // becomeReady marks svc ready and starts what waited for it.
 func (s *Supervisor) becomeReady(svc *service) {
+	svc.wasReady = true
 	if svc.Ready != nil {
 		s.become(svc, Ready, slog.LevelInfo, "ready", "pid", svc.pid)
 	} else {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vigil-init/vigil/config"
+	"github.com/vigil-init/vigil/control/httpd"
 	"github.com/vigil-init/vigil/proc"
 	"github.com/vigil-init/vigil/reaper"
 )
@@ -36,11 +37,20 @@ func (s *Supervisor) watchReady(svc *service, id proc.Command) {
 	check := *svc.Ready
 	notify := svc.notify
 	svc.notify = nil
-	if check.Timeout > 0 {
-		s.arm(svc, readyTimeout, s.clock.Now().Add(check.Timeout))
+	// The deadline counts from the start of the run: after a re-exec it
+	// keeps its time (one that passed during the exec comes at once). A
+	// run that was ready already (a continuous readiness check made it not
+	// ready) has none: not being ready never fails it.
+	if check.Timeout > 0 && !svc.wasReady {
+		at := svc.started.Add(check.Timeout)
+		if now := s.clock.Now(); at.Before(now) {
+			at = now
+		}
+		s.arm(svc, readyTimeout, at)
 	}
+	stdin := s.devnull.Fd() // on the loop: devnull is closed when Run ends
 	go func() {
-		err := waitReady(ctx, check, notify, s.o.Reaper, id, s.devnull.Fd())
+		err := waitReady(ctx, check, notify, s.o.Reaper, id, stdin)
 		if ctx.Err() == nil && (err == nil || errors.Is(err, errNotifyLong)) {
 			s.post(readyEvent{svc, run, err})
 		}
@@ -66,6 +76,7 @@ func (s *Supervisor) readyDone(svc *service, run int, err error) {
 	}
 	s.stopReadyCheck(svc)
 	s.becomeReady(svc)
+	s.startProbes(svc)
 }
 
 // readyTimedOut fails a run whose check did not pass in time.
@@ -79,7 +90,10 @@ func (s *Supervisor) readyTimedOut(svc *service) {
 	s.signalStop(svc)
 }
 
+// stopReadyCheck ends every check of svc's run: the readiness check
+// waited for, and the repeating ones.
 func (s *Supervisor) stopReadyCheck(svc *service) {
+	s.stopProbes(svc)
 	if svc.cancel != nil {
 		svc.cancel()
 		svc.cancel = nil
@@ -110,6 +124,10 @@ func waitReady(ctx context.Context, c config.Ready, notify *os.File, r *reaper.R
 			ok = err == nil
 		case len(c.Exec) > 0:
 			ok = runCheck(ctx, c.Exec, r, id, stdin)
+		case c.HTTP != "":
+			actx, cancel := context.WithTimeout(ctx, time.Second)
+			ok = httpd.Check(actx, c.HTTP) == nil
+			cancel()
 		}
 		if ok {
 			return nil

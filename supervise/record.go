@@ -21,7 +21,11 @@ func (svc *service) status() control.ServiceStatus {
 	st := control.ServiceStatus{
 		Name: svc.Name, State: string(svc.state), Pid: svc.pid, Started: svc.started,
 		Restarts: svc.restarts, Retries: svc.retries, LastExit: svc.lastExit,
-		Ready: svc.ready() || svc.state == Exited,
+		Ready:          svc.ready() || svc.state == Exited,
+		HealthFailures: svc.consecutiveHealthFailures(), LastCheckFailure: svc.lastCheckError,
+	}
+	if h := svc.healthWord(); h != "" {
+		st.Health = &h
 	}
 	if svc.scheduled() {
 		// A job's runs, failed or not, do not make the container unready:
@@ -62,6 +66,7 @@ func (svc *service) handoff(clock *reexec.Clock) reexec.HandoffService {
 		Stopping:         svc.state == Stopping,
 		RestartAfterStop: svc.state == Stopping && svc.desired == wantUp,
 		LastRun:          svc.lastRun, FailedRuns: svc.failedRuns, RunDue: svc.due,
+		HealthFailures: svc.healthFailures, WasReady: svc.wasReady,
 	}
 	if svc.tick.kind == tickDue {
 		hs.NextRun = svc.tick.at
@@ -90,6 +95,10 @@ func (svc *service) fromHandoff(hs *reexec.HandoffService) {
 		// Armed by resume, at the tick's wall-clock time.
 		svc.tick = slot{kind: tickDue, at: hs.NextRun}
 	}
+	svc.healthFailures, svc.wasReady = hs.HealthFailures, hs.WasReady
+	// An unhealthy service was being stopped for its health: its exit is
+	// still a failed run.
+	svc.runFailed = svc.state == Unhealthy
 	svc.desired = wantDown
 	if hs.Want {
 		svc.desired = wantUp

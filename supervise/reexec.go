@@ -51,6 +51,8 @@ func (s *Supervisor) freeze() (h reexec.Handoff, keep []int, thaw func()) {
 	}
 	h.Generation = s.o.Generation + 1
 	h.Panics = s.panics
+	h.Orphans, h.Forwarded = s.orphanBase+held.Orphans(), s.forwarded
+	s.killChecks(held.Owns)
 	var clock *reexec.Clock
 	if c, err := reexec.ReadClock(); err != nil {
 		s.log.Error("the respawn limit and pending restarts start afresh in the new image", "err", err)
@@ -293,6 +295,18 @@ func (s *Supervisor) resume() {
 			if handed.kind == killDue {
 				s.arm(svc, killDue, handed.at)
 			}
+		case svc.state == Unhealthy:
+			// Stopped for its health by the old image: SIGKILL when due;
+			// its exit is a failed run (fromHandoff).
+			if handed.kind == killDue {
+				s.arm(svc, killDue, handed.at)
+			}
+		case svc.pid != 0 && (svc.state == Ready || svc.state == Running && svc.wasReady && svc.readyInterval() > 0):
+			// The repeating checks start afresh (a run made not ready
+			// by its readiness check included): their counts are not
+			// handed over, so a re-exec gives a failing check its full
+			// threshold again.
+			s.startProbes(svc)
 		case svc.pid != 0 && svc.state == Running && svc.Ready != nil:
 			if id, err := s.identity(svc); err == nil {
 				s.watchReady(svc, id)

@@ -25,9 +25,18 @@ const (
 	Exited   State = "exited"  // finished for good without failure
 	GivenUp  State = "given-up"
 	Blocked  State = "blocked" // a dependency failed for good
+	// Unhealthy: its health check failed failure_threshold times in a row;
+	// it is being stopped and the run counts as failed.
+	Unhealthy State = "unhealthy"
 	// Scheduled: a scheduled service between runs, its next tick armed.
 	Scheduled State = "scheduled"
 )
+
+// States is every state word, in the order of a service's life.
+func States() []string {
+	return []string{string(Starting), string(Running), string(Ready), string(Unhealthy), string(Backoff),
+		string(Stopping), string(Stopped), string(Exited), string(GivenUp), string(Blocked), string(Scheduled)}
+}
 
 // transitions is the state machine: the states each state may move to.
 // become refuses anything else, so a new path through a service's life is
@@ -35,14 +44,17 @@ const (
 var transitions = map[State][]State{
 	// Spawned, or waiting; a spawn that fails is judged like any run.
 	Starting: {Running, Ready, Backoff, Exited, GivenUp, Blocked, Stopping, Stopped, Scheduled},
-	Running:  {Ready, Backoff, Exited, GivenUp, Stopping, Stopped, Starting, Scheduled},
-	Ready:    {Running, Backoff, Exited, GivenUp, Stopping, Stopped, Starting, Scheduled},
-	Backoff:  {Starting, Running, Ready, Exited, GivenUp, Blocked, Stopping, Stopped, Scheduled},
-	Stopping: {Stopped},
-	Stopped:  {Starting, Stopping, Scheduled},
-	Exited:   {Starting, Stopping, Stopped, Scheduled},
-	GivenUp:  {Starting, Stopping, Stopped, Scheduled},
-	Blocked:  {Starting, Stopped},
+	// Running after Ready: a continuous readiness check failed.
+	Running: {Ready, Unhealthy, Backoff, Exited, GivenUp, Stopping, Stopped, Starting, Scheduled},
+	Ready:   {Running, Unhealthy, Backoff, Exited, GivenUp, Stopping, Stopped, Starting, Scheduled},
+	// Being stopped for its health; its exit is judged a failed run.
+	Unhealthy: {Backoff, GivenUp, Stopping, Stopped, Starting, Scheduled},
+	Backoff:   {Starting, Running, Ready, Exited, GivenUp, Blocked, Stopping, Stopped, Scheduled},
+	Stopping:  {Stopped},
+	Stopped:   {Starting, Stopping, Scheduled},
+	Exited:    {Starting, Stopping, Stopped, Scheduled},
+	GivenUp:   {Starting, Stopping, Stopped, Scheduled},
+	Blocked:   {Starting, Stopped},
 	// A tick (or vigil start) starts a run; a reload that drops the
 	// schedule makes it an ordinary service waiting to start.
 	Scheduled: {Starting, Stopped},
@@ -125,6 +137,13 @@ type service struct {
 	lastExit  *int
 
 	timer slot
+	// health and readiness are the repeating checks of the current run
+	// (nil: none running); see health.go.
+	health, readiness *probe
+	healthy           bool   // the health check has not reached its threshold
+	healthFailures    uint64 // failed health attempts within this start of vigil
+	lastCheckError    string // the last failure of a health or readiness attempt
+	wasReady          bool   // this run was ready at some point
 	// The schedule of a scheduled service: its next tick in tick (at is
 	// the tick's wall-clock time), the parsed expression (cron, parsed
 	// from cronKey), and its runs.

@@ -84,9 +84,11 @@ type Options struct {
 	// vigil's memory limit can make room for them.
 	LogMemory func(bytes int64)
 
-	// Clock and Procs replace the real time and processes (tests).
-	Clock Clock
-	Procs Procs
+	// Clock, Procs and Checker replace the real time, processes and
+	// check attempts (tests).
+	Clock   Clock
+	Procs   Procs
+	Checker Checker
 }
 
 // Saver is where the state goes (state.Store).
@@ -103,6 +105,7 @@ type Supervisor struct {
 	log     *slog.Logger
 	clock   Clock
 	procs   Procs
+	checker Checker
 	order   []*service // config order; main first
 	byName  map[string]*service
 	byPid   map[int]*service // running leaders
@@ -124,6 +127,8 @@ type Supervisor struct {
 	watchers     []*watcher
 	exitCode     int
 	exitFixed    bool
+	forwarded    uint64 // signals forwarded to a group (the metrics)
+	orphanBase   uint64 // orphans reaped by the images before this one
 }
 
 // event is what reaches the loop besides signals and exits.
@@ -194,6 +199,10 @@ func New(o Options) (*Supervisor, error) {
 	if s.ringSize <= 0 {
 		s.ringSize = svclog.DefaultRingSize
 	}
+	s.checker = o.Checker
+	if s.checker == nil {
+		s.checker = reaperChecker{r: o.Reaper, stdin: func() uintptr { return s.devnull.Fd() }}
+	}
 	if len(o.Services) > 0 || o.Handoff != nil {
 		devnull, err := os.Open(os.DevNull)
 		if err != nil {
@@ -212,6 +221,7 @@ func New(o Options) (*Supervisor, error) {
 	if o.Handoff != nil {
 		s.o.Generation = o.Handoff.Generation
 		s.panics = o.Handoff.Panics
+		s.orphanBase, s.forwarded = o.Handoff.Orphans, o.Handoff.Forwarded
 		s.adopt(o.Handoff)
 		return s, nil
 	}
@@ -305,6 +315,10 @@ func (s *Supervisor) handle(ev event) {
 		}
 	case readyEvent:
 		s.readyDone(ev.svc, ev.run, ev.err)
+	case probeTickEvent:
+		s.probeTick(ev.svc, ev.p, ev.gen)
+	case probeEvent:
+		s.probeDone(ev.svc, ev.p, ev.seq, ev.err)
 	case callEvent:
 		ev.f()
 	case reexecEvent:
@@ -503,6 +517,7 @@ func (s *Supervisor) signalGroup(svc *service, sig syscall.Signal) {
 		s.log.Debug("cannot forward signal", "service", svc.Name, "signal", signals.Name(sig), "err", err)
 		return
 	}
+	s.forwarded++
 	s.log.Debug("forwarded signal", "service", svc.Name, "signal", signals.Name(sig))
 }
 

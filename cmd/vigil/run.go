@@ -60,6 +60,9 @@ func runtime(log *slog.Logger, rp *reaper.Reaper, exits *reaper.Queue, sigs <-ch
 	if rx.pdeath == 0 {
 		rx.pdeath = early.ParentDeathSignal
 	}
+	start := processStart()
+	stopHTTP := func() {}
+	defer func() { stopHTTP() }()
 	var srv *control.Server
 	stopControl := func() {}
 	defer func() { stopControl() }()
@@ -95,6 +98,9 @@ func runtime(log *slog.Logger, rp *reaper.Reaper, exits *reaper.Queue, sigs <-ch
 			srv, stopControl = serveControl(log, s.Socket, handler)
 			rx.control = srv
 			rx.serve = func() { go srv.Serve(handler, log) }
+			if s.HTTP != "" {
+				stopHTTP = serveHTTP(log, s.HTTP, httpSource{sup: sup, start: start})
+			}
 		},
 	})
 	resumeGC()

@@ -23,6 +23,10 @@
 // wake-ups of an idle vigil with 100 hourly jobs, and times the start of
 // 1000 copies of one service against 1000 definitions.
 //
+// A seventh (health.go) prices health checks and the HTTP endpoint: an exec
+// probe (`vigil ready`) against GET /readyz, the detection of a hung
+// service, vigil with 100 services tcp-checked every second.
+//
 // Run it through integration/bench/run.sh (`make bench`), which builds it and
 // its child (child/child.c) and installs the other inits and supervisor.
 package main
@@ -89,10 +93,13 @@ type config struct {
 	logBytes        int64
 	logRounds       int
 
-	schedJobs     int           // @every 1s jobs for the tick lateness
-	schedDuration time.Duration // how long they run
-	schedStart    int           // copies against definitions in the start rows
-	schedRounds   int
+	healthProbes   int           // probes of each kind for the health table
+	healthRounds   int           // hangs detected
+	healthServices int           // services tcp-checked every second
+	schedJobs      int           // @every 1s jobs for the tick lateness
+	schedDuration  time.Duration // how long they run
+	schedStart     int           // copies against definitions in the start rows
+	schedRounds    int
 }
 
 func main() {
@@ -108,9 +115,9 @@ func main() {
 	flag.IntVar(&c.shutdowns, "shutdowns", 100, "rounds of shutdown")
 	flag.DurationVar(&c.idle, "idle", 10*time.Second, "idle period for the context switch count")
 	flag.DurationVar(&c.settle, "settle", time.Second, "time an idle init is left to settle before it is measured")
-	flag.StringVar(&c.tables, "tables", "inits,status,reexec,statewrites,supervisors,schedules", "the tables to make: inits (vigil against the C inits), status (vigil status against supervisorctl status), "+
+	flag.StringVar(&c.tables, "tables", "inits,status,reexec,statewrites,supervisors,schedules,health", "the tables to make: inits (vigil against the C inits), status (vigil status against supervisorctl status), "+
 		"reexec (the pause of vigil reexec), statewrites (state.json writes under a crash loop), supervisors (vigil against supervisord, runit and s6; log prefix throughput), "+
-		"schedules (tick lateness, idle wake-ups with hourly jobs, start of instances)")
+		"schedules (tick lateness, idle wake-ups with hourly jobs, start of instances), health (probe cost exec against http, detection of a hung service, 100 tcp checks a second)")
 	flag.IntVar(&c.services, "services", 100, "services under vigil and supervisord for the status table")
 	flag.IntVar(&c.statusRounds, "status-rounds", 200, "rounds of the status round trip (each times every command once)")
 	reexecServices := flag.String("reexec-services", "10,1000", "services under vigil for the reexec table, one row (or two, see -reexec-state) each")
@@ -129,6 +136,9 @@ func main() {
 	flag.DurationVar(&c.restartVigil, "restart-vigil", 2*time.Second, "supervisors table: how long each of vigil's two restart loops runs (inside the window)")
 	flag.Int64Var(&c.logBytes, "log-bytes", 200_000_000, "supervisors table: bytes the log throughput service writes")
 	flag.IntVar(&c.logRounds, "log-rounds", 3, "supervisors table: runs of each log mode")
+	flag.IntVar(&c.healthProbes, "health-probes", 500, "health table: probes of each kind (vigil ready, GET /readyz)")
+	flag.IntVar(&c.healthRounds, "health-rounds", 5, "health table: hangs of a service to detect")
+	flag.IntVar(&c.healthServices, "health-services", 100, "health table: services tcp-checked every second (measured over -idle)")
 	flag.IntVar(&c.schedJobs, "sched-jobs", 10, "schedules table: @every 1s jobs for the tick lateness")
 	flag.DurationVar(&c.schedDuration, "sched-duration", 20*time.Second, "schedules table: how long the @every 1s jobs run")
 	schedLong := flag.Bool("sched-long", false, "schedules table: the long form of the tick lateness, -sched-duration 10m unless given")
@@ -150,6 +160,7 @@ func main() {
 			"idle": "3s", "settle": "500ms", "status-rounds": "30",
 			"reexec-rounds": "5", "crash-duration": "5s",
 			"sup-rounds": "1", "sup-timeout": "5s", "restart-window": "4s", "restart-vigil": "1s", "log-bytes": "20000000", "log-rounds": "1",
+			"health-probes": "100", "health-rounds": "2",
 			"sched-duration": "5s", "sched-rounds": "1",
 		} {
 			if !set[name] {
@@ -188,12 +199,12 @@ func main() {
 		c.supRounds = append(c.supRounds, n)
 	}
 	for t := range tables {
-		bad = bad || !slices.Contains([]string{"inits", "status", "reexec", "statewrites", "supervisors", "schedules"}, t)
+		bad = bad || !slices.Contains([]string{"inits", "status", "reexec", "statewrites", "supervisors", "schedules", "health"}, t)
 	}
 	if bad || ((tables["inits"] || tables["supervisors"] || tables["schedules"]) && c.child == "") || c.schedJobs < 1 ||
 		c.schedDuration <= 0 || c.schedStart < 1 || c.schedRounds < 1 || c.supTimeout <= 0 || c.supIdleServices < 1 ||
 		c.restartWindow <= c.restartVigil*2 || c.logBytes < 100 || c.logRounds < 1 || flag.NArg() > 0 || c.services < 1 || c.statusRounds < 1 ||
-		c.reexecRounds < 1 || c.crashServices < 1 || c.crashDuration <= 0 {
+		c.reexecRounds < 1 || c.crashServices < 1 || c.crashDuration <= 0 || c.healthProbes < 1 || c.healthRounds < 1 || c.healthServices < 1 {
 		flag.Usage()
 		os.Exit(2)
 	}
@@ -263,6 +274,14 @@ func run(c config, tables map[string]bool) error {
 		}
 		gap()
 		schedTable(c, res)
+	}
+	if tables["health"] {
+		res, err := healthBench(c)
+		if err != nil {
+			return fmt.Errorf("health table: %w", err)
+		}
+		gap()
+		healthTable(c, res)
 	}
 	return nil
 }

@@ -9,7 +9,9 @@
 # memory with 100 services' log rings full; then schedules: the
 # lateness of @every 1s jobs (-sched-long: 10 minutes of it), the wake-ups of
 # an idle vigil with 100 hourly jobs, the start of 1000 instances against 1000
-# definitions. Prints six markdown
+# definitions; then health checks and the HTTP endpoint (an exec probe
+# against GET /readyz, the detection of a hung service, 100 tcp checks a
+# second). Prints seven markdown
 # tables (figures, and the issues' targets reported, never asserted) and
 # keeps a copy in integration/bench/results/ (git-ignored).
 # Flags go to the bench program: ./integration/bench/run.sh -quick; see -h.

@@ -739,3 +739,51 @@ func TestReexec(t *testing.T) {
 		})
 	}
 }
+
+// TestDockerHealthcheck: the example image's HEALTHCHECK is `vigil ready`,
+// so docker's health status follows vigil's continuous readiness: healthy,
+// unhealthy while a service's readiness check fails (vigil restarts
+// nothing), healthy again once it passes.
+func TestDockerHealthcheck(t *testing.T) {
+	img := exampleImage(t, "multi")
+	if hc := inspect(t, img, "{{json .Config.Healthcheck.Test}}"); !strings.Contains(hc, "/vigil") || !strings.Contains(hc, "ready") {
+		t.Fatalf("the example image's HEALTHCHECK is %s, want /vigil ready", hc)
+	}
+	// The services replace the image's: "gate" is ready while /dev/shm/open
+	// exists, checked every 200 ms once it was ready.
+	services := `{"services": [
+		{"name": "gate", "command": ["sleep", "3600"], "ready": {"file": "/dev/shm/open", "interval": "200ms"}}
+	]}`
+	id := runDetached(t, "-e", "VIGIL_SERVICES="+services,
+		"--health-interval=500ms", "--health-timeout=3s", "--health-retries=2", "--health-start-period=0s", img)
+	health := func() string { return inspect(t, id, "{{.State.Health.Status}}") }
+	waitFor(t, 30*time.Second, "docker health starting or unhealthy before the file", func() bool {
+		h := health()
+		return h == "starting" || h == "unhealthy"
+	})
+	pid := func() string {
+		st, _ := statusJSON(t, id)
+		for _, svc := range st.Services {
+			if svc.Name == "gate" {
+				return fmt.Sprint(svc.Pid)
+			}
+		}
+		return ""
+	}
+	for round := 0; round < 2; round++ {
+		dexec(t, id, "touch", "/dev/shm/open")
+		waitFor(t, 30*time.Second, "docker health healthy", func() bool { return health() == "healthy" })
+		before := pid()
+		dexec(t, id, "rm", "/dev/shm/open")
+		waitFor(t, 30*time.Second, "docker health unhealthy", func() bool { return health() == "unhealthy" })
+		st, _ := statusJSON(t, id)
+		if got := st.state("gate"); got != "running" || pid() != before {
+			t.Errorf("round %d: gate %s with pid %s (was %s), want running, not restarted", round, got, pid(), before)
+		}
+	}
+	dexec(t, id, "touch", "/dev/shm/open")
+	waitFor(t, 30*time.Second, "docker health healthy again", func() bool { return health() == "healthy" })
+	if n := inspectInt(t, id, "{{.RestartCount}}"); n != 0 {
+		t.Errorf("the container restarted %d times", n)
+	}
+}

@@ -604,7 +604,15 @@ func TestExampleManifests(t *testing.T) {
 		if z := lingeringZombies(ns, vigil); len(z) > 0 {
 			t.Errorf("zombies not reaped by vigil: %+v", z)
 		}
-		probes := len(execStarts(cid))
+		// The probes are httpGet on vigil's endpoint (VIGIL_HTTP :9090):
+		// the kubelet forks nothing in the container.
+		if n := len(execStarts(cid)); n != 0 {
+			t.Errorf("%d exec probe runs, want none (httpGet probes)", n)
+		}
+		probes := 0
+		if body, err := httpGet("http://127.0.0.1:9090/readyz"); err != nil || string(body) != "ok\n" {
+			t.Errorf("GET :9090/readyz (vigil, host network): %q %v", body, err)
+		}
 		p.remove()
 		e := waitExit(t, cid, exitTimeout)
 		if e.ExitStatus != 0 {
@@ -614,7 +622,7 @@ func TestExampleManifests(t *testing.T) {
 			t.Errorf("shutdown took %v, past VIGIL_SHUTDOWN_TIMEOUT 9s", took)
 		}
 		waitLog(t, p, "app", "got SIGQUIT: finishing job", 10*time.Second)
-		figure(t, "%d probe runs, 0 zombies; shutdown: %s from the manifest's removal to vigil's exit %d (grace 15 s)",
+		figure(t, "%d exec probe runs (httpGet probes), 0 zombies; shutdown: %s from the manifest's removal to vigil's exit %d (grace 15 s)",
 			probes, ms(e.At.Sub(p.deleted)), e.ExitStatus)
 	})
 	t.Run("pod-shared-pid.yaml", func(t *testing.T) {
@@ -688,4 +696,98 @@ func httpGet(url string) ([]byte, error) {
 		return nil, fmt.Errorf("%s", resp.Status)
 	}
 	return io.ReadAll(resp.Body)
+}
+
+// 7. Probes over vigil's HTTP endpoint: a service whose health check fails
+// (a hang) is restarted by vigil and the kubelet never restarts the
+// container (/livez stays 200); the pod's Ready condition follows /readyz,
+// which follows a readiness check with an interval, without any restart.
+func TestHTTPProbes(t *testing.T) {
+	t.Parallel()
+	const addr = "127.0.0.1:19097" // host network: a port of this test's own
+	p := newPod(t, "s7-http", map[string]string{"gate.open": "", "vigil.json": `{"http": "` + addr + `", "services": [
+  {"name": "web", "command": ["/svc.sh", "web"], "backoff": {"initial": "100ms"},
+   "health": {"exec": ["/bin/sh", "-c", "test ! -e /data/hang"], "interval": "1s", "timeout": "500ms", "failure_threshold": 2}},
+  {"name": "gate", "command": ["/svc.sh", "gate"], "ready": {"file": "/data/gate.open", "interval": "500ms"}}
+]}`})
+	port := addr[strings.LastIndexByte(addr, ':')+1:]
+	p.start(vigilPod(`      startupProbe:
+        httpGet: {path: /readyz, port: ` + port + `}
+        periodSeconds: 1
+        failureThreshold: 120
+      readinessProbe:
+        httpGet: {path: /readyz, port: ` + port + `}
+        periodSeconds: 1
+        failureThreshold: 1
+      livenessProbe:
+        httpGet: {path: /livez, port: ` + port + `}
+        periodSeconds: 1
+        failureThreshold: 2
+`))
+	c := p.running("app", startTimeout)
+	cid := c.id()
+	readyAt := waitReady(p)
+	figure(t, "httpGet probes: time to Ready %s from the manifest", ms(readyAt.Sub(p.written)))
+
+	// Readiness follows /readyz: the gate closes and opens again.
+	gate := filepath.Join(p.data, "gate.open")
+	for round := 0; round < 2; round++ {
+		os.Remove(gate)
+		p.waitFor(startTimeout, "Ready condition False", func(pi podInfo) bool { return !pi.condition("Ready") })
+		if body, err := httpGet("http://" + addr + "/readyz"); err == nil {
+			t.Errorf("GET /readyz with the gate closed: 200 %q", body)
+		}
+		os.WriteFile(gate, nil, 0o644)
+		waitReady(p)
+	}
+	if _, ok := findSvc(p.svcEvents(), "gate", "got "); ok {
+		t.Error("the gate service was signalled: not ready must not restart it")
+	}
+
+	// A hang: vigil finds web unhealthy, stops it with SIGTERM and starts
+	// it again; the container is never restarted.
+	hangAt := time.Now()
+	os.WriteFile(filepath.Join(p.data, "hang"), nil, 0o644)
+	deadline := time.Now().Add(startTimeout)
+	for {
+		if got, ok := findSvc(p.svcEvents(), "web", "got "); ok {
+			if got.What != "got TERM" {
+				t.Errorf("web: %s, want got TERM", got.What)
+			}
+			figure(t, "unhealthy web stopped %s after the hang (interval 1 s x threshold 2 + timeout)", ms(got.At.Sub(hangAt)))
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("web was never stopped for its health:\n%s", indent(p.allLogs()))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	os.Remove(filepath.Join(p.data, "hang"))
+	p.waitFor(startTimeout, "web started again", func(podInfo) bool {
+		n := 0
+		for _, e := range p.svcEvents() {
+			if e.Name == "web" && strings.HasPrefix(e.What, "start ") {
+				n++
+			}
+		}
+		return n >= 2
+	})
+	pi := waitReadyInfo(p)
+	if st, ok := pi.container("app"); !ok || st.RestartCount != 0 || st.id() != cid {
+		t.Errorf("the container was restarted (restartCount %d, id %s, was %s)", st.RestartCount, st.id(), cid)
+	}
+	if body, err := httpGet("http://" + addr + "/metrics"); err != nil ||
+		!strings.Contains(string(body), `vigil_service_restarts_total{service="web"} 1`) {
+		t.Errorf("metrics: %v\n%s", err, body)
+	}
+	p.remove()
+	if e := waitExit(t, cid, exitTimeout); e.ExitStatus != 0 {
+		t.Errorf("vigil exited %d, want 0", e.ExitStatus)
+	}
+}
+
+// waitReadyInfo waits for the Ready condition and returns the pod's status.
+func waitReadyInfo(p *testPod) podInfo {
+	p.t.Helper()
+	return p.waitFor(startTimeout, "Ready condition", func(pi podInfo) bool { return pi.condition("Ready") })
 }

@@ -4,6 +4,7 @@
 package manifests
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,16 +42,20 @@ func TestExamplePodsDecodeStrictly(t *testing.T) {
 			}
 			vigil := 0
 			for _, c := range pod.Spec.Containers {
-				if c.ReadinessProbe == nil || c.ReadinessProbe.Exec == nil {
+				if c.ReadinessProbe == nil || (c.ReadinessProbe.Exec == nil && c.ReadinessProbe.HTTPGet == nil) {
 					continue
 				}
 				vigil++
-				cmd := strings.Join(c.ReadinessProbe.Exec.Command, " ")
-				if !strings.HasSuffix(cmd, "vigil ready") {
-					t.Errorf("container %s: readiness probe %q is not vigil ready", c.Name, cmd)
-				}
-				if c.LivenessProbe == nil || c.LivenessProbe.Exec == nil {
-					t.Errorf("container %s: no exec liveness probe", c.Name)
+				if c.ReadinessProbe.HTTPGet != nil {
+					checkHTTPProbes(t, c)
+				} else {
+					cmd := strings.Join(c.ReadinessProbe.Exec.Command, " ")
+					if !strings.HasSuffix(cmd, "vigil ready") {
+						t.Errorf("container %s: readiness probe %q is not vigil ready", c.Name, cmd)
+					}
+					if c.LivenessProbe == nil || c.LivenessProbe.Exec == nil {
+						t.Errorf("container %s: no exec liveness probe", c.Name)
+					}
 				}
 				for _, e := range c.Env {
 					if e.Name == "VIGIL_SHUTDOWN_TIMEOUT" && grace != nil {
@@ -75,5 +80,45 @@ func TestExamplePodsDecodeStrictly(t *testing.T) {
 				t.Errorf("shareProcessNamespace is not true")
 			}
 		})
+	}
+}
+
+// checkHTTPProbes: probes over vigil's HTTP endpoint GET /readyz (startup,
+// readiness) and /livez (liveness) on the port VIGIL_HTTP opens.
+func checkHTTPProbes(t *testing.T, c corev1.Container) {
+	t.Helper()
+	addr := ""
+	for _, e := range c.Env {
+		if e.Name == "VIGIL_HTTP" {
+			addr = e.Value
+		}
+	}
+	if addr == "" {
+		t.Errorf("container %s: httpGet probes without VIGIL_HTTP", c.Name)
+		return
+	}
+	port := addr[strings.LastIndexByte(addr, ':')+1:]
+	for _, p := range []struct {
+		kind  string
+		probe *corev1.Probe
+		path  string
+	}{{"startup", c.StartupProbe, "/readyz"}, {"readiness", c.ReadinessProbe, "/readyz"}, {"liveness", c.LivenessProbe, "/livez"}} {
+		if p.probe == nil || p.probe.HTTPGet == nil {
+			t.Errorf("container %s: no httpGet %s probe", c.Name, p.kind)
+			continue
+		}
+		g := p.probe.HTTPGet
+		if g.Path != p.path {
+			t.Errorf("container %s: %s probe GETs %q, want %q", c.Name, p.kind, g.Path, p.path)
+		}
+		got := g.Port.String()
+		for _, cp := range c.Ports {
+			if cp.Name == got {
+				got = fmt.Sprint(cp.ContainerPort)
+			}
+		}
+		if got != port {
+			t.Errorf("container %s: %s probe on port %s, VIGIL_HTTP is %q", c.Name, p.kind, got, addr)
+		}
 	}
 }

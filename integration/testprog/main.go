@@ -10,6 +10,7 @@ import (
 	"bufio"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -98,6 +99,8 @@ func main() {
 			}
 		}()
 		record(os.DevNull, false)
+	case "http": // http ADDR FILE: serve /healthz and /ready on ADDR (see httpService), record signals to FILE
+		httpService(args[0], args[1])
 	case "readline": // readline FILE: copy one line of stdin to FILE
 		line, err := bufio.NewReader(os.Stdin).ReadString('\n')
 		if err != nil {
@@ -216,4 +219,36 @@ func atoi(s string) int {
 func fail(msg string) {
 	fmt.Fprintln(os.Stderr, "testprog:", msg)
 	os.Exit(100)
+}
+
+// httpService is a web service whose health the test steers with files
+// beside FILE: FILE.hang makes /healthz hang (a deadlocked server),
+// FILE.down makes it answer 503, FILE.unready makes /ready answer 503. It
+// records its signals to FILE like record.
+func httpService(addr, file string) {
+	exists := func(suffix string) bool { _, err := os.Stat(file + suffix); return err == nil }
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case exists(".hang"):
+			time.Sleep(time.Hour) // never answers in time
+		case exists(".down"):
+			http.Error(w, "down", http.StatusServiceUnavailable)
+		default:
+			fmt.Fprintln(w, "ok")
+		}
+	})
+	mux.HandleFunc("/ready", func(w http.ResponseWriter, r *http.Request) {
+		if exists(".unready") {
+			http.Error(w, "unready", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		fail(err.Error())
+	}
+	go http.Serve(l, mux)
+	record(file, false)
 }
