@@ -150,6 +150,7 @@ func check(args, environ []string, stdout, stderr io.Writer) int {
 // check`) whose output ends up in CI logs: no value of a service's env and
 // not VIGIL_SERVICES itself (which holds them) is ever printed, only names.
 func printCheck(w io.Writer, st setup) {
+	st.whereFrom()
 	cfg := st.configPath
 	if cfg == "" {
 		cfg = "(none)"
