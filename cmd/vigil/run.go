@@ -62,7 +62,17 @@ func runtime(log *slog.Logger, rp *reaper.Reaper, exits *reaper.Queue, sigs <-ch
 	}
 	var srv *control.Server
 	stopControl := func() {}
-	defer func() { stopControl() }()
+	// controlUp is closed once the control socket is open or has failed;
+	// whatever reads srv, stopControl or rx.control after Started waits
+	// for it.
+	controlUp := make(chan struct{})
+	started := false
+	defer func() {
+		if started {
+			<-controlUp
+		}
+		stopControl()
+	}()
 	var sup *supervise.Supervisor
 	sup, err := supervise.New(supervise.Options{
 		Log:             log,
@@ -87,13 +97,30 @@ func runtime(log *slog.Logger, rp *reaper.Reaper, exits *reaper.Queue, sigs <-ch
 		ReexecInterval:  s.ReexecInterval,
 		State:           store,
 		Started: func() {
+			// On the loop, as the re-exec that reads it: one that
+			// comes before (a recovered panic) has no socket to wait
+			// for.
+			started, rx.controlUp = true, controlUp
 			handler := supervisorControl{sup: sup, reload: func() ([]config.Service, []error) {
 				next, errs := load(os.Environ(), inv.flags)
 				return next.services, errs
 			}}
-			srv, stopControl = serveControl(log, s.Socket, handler)
-			rx.control = srv
-			rx.serve = func() { go srv.Serve(handler, log) }
+			open := func() {
+				defer close(controlUp)
+				srv, stopControl = serveControl(log, s.Socket, handler)
+				rx.control = srv
+				rx.serve = func() { go srv.Serve(handler, log) }
+			}
+			if !wrapper {
+				open()
+				return
+			}
+			// The main process runs already, and the loop handles
+			// nothing (not its exit) until Started returns: a short
+			// main (a job, a probe's command) would wait for the
+			// socket's directory checks, bind and listen. It opens
+			// beside it instead.
+			go open()
 		},
 	})
 	resumeGC()
