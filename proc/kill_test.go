@@ -193,3 +193,22 @@ func TestReadDirNumbers(t *testing.T) {
 		t.Errorf("got %d numbers, want %d: %v", len(got), len(want), got)
 	}
 }
+
+// BenchmarkDescendants compares the walk of vigil's own tree with the scan
+// of every /proc/PID/stat, for the test process (its threads, no children):
+// go test -run '^$' -bench Descendants ./proc/
+func BenchmarkDescendants(b *testing.B) {
+	self := os.Getpid()
+	b.Run("children", func(b *testing.B) {
+		for b.Loop() {
+			if _, ok := descendantsByChildren(self); !ok {
+				b.Skip("no children files")
+			}
+		}
+	})
+	b.Run("scan", func(b *testing.B) {
+		for b.Loop() {
+			descendantsByScan(self)
+		}
+	})
+}
