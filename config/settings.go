@@ -145,10 +145,25 @@ func (s *Settings) Env(environ []string) []error {
 			s.LogLevel = "debug"
 		}
 	}
+	// Without a VIGIL_ variable (set and not empty) the parse would change
+	// nothing: there are no envDefault or required tags. A plain
+	// `vigil -- CMD` has none, and skips the reflection over every field.
+	if !anyPrefixed(vars, "VIGIL_") {
+		return errs
+	}
 	if err := env.ParseWithOptions(s, env.Options{Prefix: "VIGIL_", Environment: vars}); err != nil {
 		errs = append(errs, envErrors(err)...)
 	}
 	return errs
+}
+
+func anyPrefixed(vars map[string]string, prefix string) bool {
+	for k := range vars {
+		if strings.HasPrefix(k, prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // envErrors splits caarlos0/env's aggregate error so each bad variable is

@@ -119,6 +119,45 @@ func TestEverySignalIsForwarded(t *testing.T) {
 	}
 }
 
+// TestSignalsInTheFirstMilliseconds: the main process, a shell that starts
+// in well under a millisecond, sends vigil every forwarded signal in one
+// burst as the first thing it does. vigil must act on each one (its debug
+// log names every signal it forwards): it catches every signal before its
+// main process exists, so none sent once that process runs is lost. The
+// shell ignores them, so that the forwarded copies do not end it.
+func TestSignalsInTheFirstMilliseconds(t *testing.T) {
+	var nums, names []string
+	for _, sig := range forwarded() {
+		// The kernel discards a pending CONT when a stop signal (TSTP)
+		// is sent, and the other way round: one burst cannot carry both.
+		if sig != unix.SIGCONT {
+			nums = append(nums, strconv.Itoa(int(sig)))
+			names = append(names, signals.Name(sig))
+		}
+	}
+	script := "trap '' " + strings.Join(nums, " ") + "\n"
+	for _, n := range nums {
+		script += "kill -s " + n + " $PPID\n"
+	}
+	script += "exec sleep 100\n"
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			v := start(t, m, opts{}, "-v", "--", "/bin/sh", "-c", script)
+			for _, name := range names {
+				want := "forwarded signal service=main signal=" + name + "\n"
+				waitFor(t, 30*time.Second, name+" forwarded", func() bool {
+					return strings.Contains(v.stderr.String(), want)
+				})
+			}
+			v.signal(unix.SIGTERM)
+			if code := v.wait(15 * time.Second); code != 128+int(unix.SIGTERM) {
+				t.Errorf("exit %d after TERM, want %d", code, 128+int(unix.SIGTERM))
+			}
+		})
+	}
+}
+
 func TestNeverForwarded(t *testing.T) {
 	rec := filepath.Join(t.TempDir(), "rec")
 	v := start(t, modes[0], opts{}, "--", testProg, "record", rec)

@@ -11,9 +11,9 @@ import (
 )
 
 // SignalAll sends sig to every process vigil is responsible for: as PID 1,
-// the whole PID namespace through kill(-1); otherwise vigil's descendants,
-// found by walking /proc, since kill(-1) would reach every process the user
-// owns. It reports whether there was any process to signal.
+// the whole PID namespace through kill(-1); otherwise vigil's descendants
+// (Descendants), since kill(-1) would reach every process the user owns. It
+// reports whether there was any process to signal.
 func SignalAll(sig syscall.Signal) bool {
 	if os.Getpid() == 1 {
 		return unix.Kill(-1, sig) == nil
@@ -26,7 +26,183 @@ func SignalAll(sig syscall.Signal) bool {
 }
 
 // Descendants lists the living descendants of pid, parents before children.
+//
+// It follows the tree down from pid through /proc/PID/task/TID/children, so
+// it reads as many processes as the tree holds, not every process of the
+// host (a vigil that is not PID 1 is a child subreaper: its children's
+// orphans come to it, so its tree is all it answers for). The kernel keeps
+// a child on the list of the thread that forked it and an adopted orphan on
+// a thread of its reaper: every thread's list is read. A kernel without
+// those files (CONFIG_PROC_CHILDREN unset) gets the walk of every
+// /proc/PID/stat.
 func Descendants(pid int) []int {
+	out, ok := descendantsByChildren(pid)
+	if !ok {
+		return descendantsByScan(pid)
+	}
+	return out
+}
+
+// descendantsByChildren walks the tree below pid breadth first; ok is false
+// when the kernel has no children files.
+func descendantsByChildren(pid int) (out []int, ok bool) {
+	var buf [4096]byte
+	seen := map[int]bool{pid: true}
+	queue := []int{pid}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		err := childrenOf(p, buf[:], func(c int) {
+			// A PID freed and used again while the tree is read could
+			// show up twice; no process is its own descendant.
+			if !seen[c] {
+				seen[c] = true
+				out = append(out, c)
+				queue = append(queue, c)
+			}
+		})
+		if err == errNoChildrenFile && p == pid {
+			return nil, false
+		}
+		// Any other error is a process that exited meanwhile: its
+		// children have gone to a reaper, and are found there or not
+		// ours.
+	}
+	return out, true
+}
+
+var errNoChildrenFile = errors.New("no /proc/PID/task/TID/children")
+
+// childrenOf calls fn with the PID of each child of every thread of pid.
+func childrenOf(pid int, buf []byte, fn func(int)) error {
+	var path [64]byte
+	dir := strconv.AppendInt(append(path[:0], "/proc/"...), int64(pid), 10)
+	dir = append(dir, "/task"...)
+	var tids []int
+	if err := readDirNumbers(string(dir), buf, func(tid int) { tids = append(tids, tid) }); err != nil {
+		return err
+	}
+	for _, tid := range tids {
+		p := strconv.AppendInt(append(dir, '/'), int64(tid), 10)
+		p = append(p, "/children"...)
+		err := readNumbers(string(p), buf, fn)
+		if errors.Is(err, unix.ENOENT) {
+			// The thread is gone, or the kernel has no such file:
+			// the directory of a living thread tells which.
+			if unix.Access(string(p[:len(p)-len("/children")]), unix.F_OK) == nil {
+				return errNoChildrenFile
+			}
+		}
+	}
+	return nil
+}
+
+// readNumbers calls fn with each decimal number of the file at path,
+// separated by anything else (the children file: "12 34 "). It reads with
+// buf, in as many reads as the file takes: a subreaper with thousands of
+// orphans has a long list.
+func readNumbers(path string, buf []byte, fn func(int)) error {
+	fd, err := openRetry(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	n, in := 0, false
+	for {
+		k, err := unix.Read(fd, buf)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if k == 0 {
+			break
+		}
+		// A number may be cut between two reads: n carries it over.
+		for _, c := range buf[:k] {
+			if '0' <= c && c <= '9' {
+				n, in = n*10+int(c-'0'), true
+				continue
+			}
+			if in {
+				fn(n)
+			}
+			n, in = 0, false
+		}
+	}
+	if in {
+		fn(n)
+	}
+	return nil
+}
+
+// readDirNumbers calls fn with every entry of the directory at path whose
+// name is a decimal number, with getdents into buf (os.ReadDir would make a
+// *os.File, an entry slice and a string per name).
+func readDirNumbers(path string, buf []byte, fn func(int)) error {
+	fd, err := openRetry(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	for {
+		k, err := unix.Getdents(fd, buf)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if k == 0 {
+			return nil
+		}
+		// struct linux_dirent64: inode (8 bytes), offset (8), record
+		// length (2), type (1), then the name, NUL-terminated.
+		for b := buf[:k]; len(b) >= 19; {
+			reclen := int(b[16]) | int(b[17])<<8
+			if reclen < 19 || reclen > len(b) {
+				break
+			}
+			name := b[19:reclen]
+			if i := bytes.IndexByte(name, 0); i >= 0 {
+				name = name[:i]
+			}
+			if n, ok := atoi(name); ok {
+				fn(n)
+			}
+			b = b[reclen:]
+		}
+	}
+}
+
+func openRetry(path string, flags int) (int, error) {
+	for {
+		fd, err := unix.Open(path, flags, 0)
+		if !errors.Is(err, unix.EINTR) {
+			return fd, err
+		}
+	}
+}
+
+// atoi reads a non-negative decimal number of at most 9 digits (a PID, a
+// descriptor) without allocating.
+func atoi(b []byte) (int, bool) {
+	if len(b) == 0 || len(b) > 9 {
+		return 0, false
+	}
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
+}
+
+// descendantsByScan reads the parent of every process in /proc.
+func descendantsByScan(pid int) []int {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil

@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 
@@ -227,22 +226,20 @@ func ExitCode(err error) int {
 // careless parent left open (a root-only file, say); the main process gets
 // them back through Command.Inherit.
 func TakeInherited() []int {
-	entries, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return nil
-	}
 	var out []int
-	for _, e := range entries {
-		fd, err := strconv.Atoi(e.Name())
-		if err != nil || fd <= 2 {
-			continue
+	var buf [4096]byte
+	// getdents into a stack buffer: os.ReadDir would make an *os.File,
+	// sort the entries and allocate a string for each.
+	readDirNumbers("/proc/self/fd", buf[:], func(fd int) {
+		if fd <= 2 {
+			return
 		}
 		flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
 		if err != nil || flags&unix.FD_CLOEXEC != 0 {
-			continue // vigil's own, or the directory being read
+			return // vigil's own, or the directory being read
 		}
 		unix.FcntlInt(uintptr(fd), unix.F_SETFD, flags|unix.FD_CLOEXEC)
 		out = append(out, fd)
-	}
+	})
 	return out
 }

@@ -75,14 +75,18 @@ type Reaper struct {
 // the reaper's goroutine, outside its lock, for each exit that has no owner;
 // it must not block.
 func New(onOrphan func(Exit)) *Reaper {
-	r := &Reaper{
-		// One slot is enough: every wake-up drains all exits.
-		wake:     make(chan os.Signal, 1),
-		onOrphan: onOrphan,
-		owners:   make(map[int]Sink),
-	}
-	signal.Notify(r.wake, unix.SIGCHLD)
-	return r
+	// One slot is enough: every wake-up drains all exits.
+	wake := make(chan os.Signal, 1)
+	signal.Notify(wake, unix.SIGCHLD)
+	return NewWoken(wake, onOrphan)
+}
+
+// NewWoken is New with a channel the caller already had notified of
+// SIGCHLD: vigil's init does it with all its other signals, in one go
+// (each Notify of a new signal is a round trip with the runtime's signal
+// thread).
+func NewWoken(wake chan os.Signal, onOrphan func(Exit)) *Reaper {
+	return &Reaper{wake: wake, onOrphan: onOrphan, owners: make(map[int]Sink)}
 }
 
 // Spawn forks and executes argv0 with attr and registers the child before the

@@ -51,11 +51,17 @@ type reexecer struct {
 	control *control.Server // kept listening across the exec; nil if none
 	serve   func()          // serves control again if the exec fails
 	pdeath  syscall.Signal  // set again on the exec's thread
+	// controlUp is closed once control and serve are set (wrapper mode
+	// opens the socket in a goroutine of its own).
+	controlUp <-chan struct{}
 }
 
 func (x *reexecer) Check() error { return reexec.Check(x.reaper) }
 
 func (x *reexecer) Exec(h reexec.Handoff, keep []int) error {
+	if x.controlUp != nil {
+		<-x.controlUp
+	}
 	var ln *reexec.Listener
 	if x.control != nil {
 		x.control.Pause()

@@ -61,7 +61,7 @@ func run(args []string) int {
 	// goes to one queue the supervisor drains.
 	sigs := early.Signals
 	exits := reaper.NewQueue()
-	rp := reaper.New(exits.Deliver)
+	rp := reaper.NewWoken(early.Child, exits.Deliver)
 
 	// A vigil that replaced itself in place (re-exec) finds its services
 	// here; they must be adopted before the reaper's first pass.

@@ -65,7 +65,17 @@ func runtime(log *slog.Logger, rp *reaper.Reaper, exits *reaper.Queue, sigs <-ch
 	defer func() { stopHTTP() }()
 	var srv *control.Server
 	stopControl := func() {}
-	defer func() { stopControl() }()
+	// controlUp is closed once the control socket is open or has failed;
+	// whatever reads srv, stopControl or rx.control after Started waits
+	// for it.
+	controlUp := make(chan struct{})
+	started := false
+	defer func() {
+		if started {
+			<-controlUp
+		}
+		stopControl()
+	}()
 	var sup *supervise.Supervisor
 	sup, err := supervise.New(supervise.Options{
 		Log:             log,
@@ -91,16 +101,33 @@ func runtime(log *slog.Logger, rp *reaper.Reaper, exits *reaper.Queue, sigs <-ch
 		State:           store,
 		LogMemory:       roomForRings,
 		Started: func() {
+			// On the loop, as the re-exec that reads it: one that
+			// comes before (a recovered panic) has no socket to wait
+			// for.
+			started, rx.controlUp = true, controlUp
 			handler := supervisorControl{sup: sup, reload: func() ([]config.Service, []error) {
 				next, errs := load(os.Environ(), inv.flags)
 				return next.services, errs
 			}}
-			srv, stopControl = serveControl(log, s.Socket, handler)
-			rx.control = srv
-			rx.serve = func() { go srv.Serve(handler, log) }
-			if s.HTTP != "" {
-				stopHTTP = serveHTTP(log, s.HTTP, httpSource{sup: sup, start: start})
+			open := func() {
+				defer close(controlUp)
+				srv, stopControl = serveControl(log, s.Socket, handler)
+				rx.control = srv
+				rx.serve = func() { go srv.Serve(handler, log) }
+				if s.HTTP != "" {
+					stopHTTP = serveHTTP(log, s.HTTP, httpSource{sup: sup, start: start})
+				}
 			}
+			if !wrapper {
+				open()
+				return
+			}
+			// The main process runs already, and the loop handles
+			// nothing (not its exit) until Started returns: a short
+			// main (a job, a probe's command) would wait for the
+			// sockets' directory checks, binds and listens. They open
+			// beside it instead.
+			go open()
 		},
 	})
 	resumeGC()
@@ -157,6 +184,7 @@ func check(args, environ []string, stdout, stderr io.Writer) int {
 // check`) whose output ends up in CI logs: no value of a service's env and
 // not VIGIL_SERVICES itself (which holds them) is ever printed, only names.
 func printCheck(w io.Writer, st setup) {
+	st.whereFrom()
 	cfg := st.configPath
 	if cfg == "" {
 		cfg = "(none)"

@@ -21,8 +21,14 @@ type setup struct {
 	services   []config.Service
 	configPath string // "" when there is no file
 	supervisor bool   // a config file or VIGIL_SERVICES is in use
-	// source says where each setting came from, by variable name.
+	// source says where each setting came from, by variable name: only
+	// vigil check shows it, so only check fills it in (whereFrom): its
+	// reflection over every setting is no part of a start.
 	source map[string]string
+	// layers are the settings after the defaults, the file and the
+	// environment, and vars the environment, for whereFrom.
+	layers [3]config.Settings
+	vars   map[string]string
 	// envs is each service's environment (index for index with
 	// services): env files and secrets read, layered over vigil's own.
 	envs []config.ServiceEnv
@@ -100,7 +106,7 @@ func load(environ []string, f flagValues) (setup, []error) {
 		s.KillProcessGroup = true
 	}
 	errs = append(errs, s.Validate()...)
-	st.source = sources(layers[0], layers[1], layers[2], s, vars)
+	st.layers, st.vars = [3]config.Settings(layers), vars
 
 	if v := vars[config.ServicesVar]; v != "" {
 		var scratch config.Settings
@@ -187,6 +193,11 @@ func checkRunnable(raw []config.RawService, services []config.Service) []error {
 		}
 	}
 	return errs
+}
+
+// whereFrom fills in st.source.
+func (st *setup) whereFrom() {
+	st.source = sources(st.layers[0], st.layers[1], st.layers[2], st.settings, st.vars)
 }
 
 // sources names where each setting's value came from: a flag, a variable,

@@ -44,6 +44,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -60,6 +61,8 @@ type anchor struct {
 
 type config struct {
 	vigil, child string
+	floor        string // the Go floor (integration/bench/floor), "" for none
+	also         string // more columns, NAME=PATH,...: another build of vigil
 	only         string
 
 	startups  int // rounds of start-up
@@ -107,7 +110,9 @@ func main() {
 	quick := flag.Bool("quick", false, "fewer rounds and a shorter idle period: done in well under a minute")
 	flag.StringVar(&c.vigil, "vigil", "bin/vigil", "the vigil binary")
 	flag.StringVar(&c.child, "child", "", "the bench child, built from integration/bench/child/child.c (required)")
-	flag.StringVar(&c.only, "inits", "vigil,tini,tini-static,dumb-init,catatonit", "the inits to compare, those not installed left out")
+	flag.StringVar(&c.floor, "floor", "", "the Go floor, built from integration/bench/floor: a column of the inits table named floor")
+	flag.StringVar(&c.also, "also", "", "more columns of the inits table, NAME=PATH,... (another build of vigil, to compare before and after in one run)")
+	flag.StringVar(&c.only, "inits", "vigil,floor,tini,tini-static,dumb-init,catatonit", "the inits to compare, those not installed left out")
 	flag.IntVar(&c.startups, "startups", 300, "rounds of start-up (INIT -- /bin/true)")
 	flag.IntVar(&c.orphans, "orphans", 2000, "zombies in one orphan storm")
 	flag.IntVar(&c.storms, "storms", 30, "rounds of orphan storm")
@@ -304,14 +309,14 @@ func runInits(c config) error {
 	started := time.Now()
 
 	rows := []row{b.sizes()}
-	for _, scenario := range []func() []row{b.startup, b.orphanStorm, b.signalRoundTrip, b.shutdown, b.idle} {
+	for _, scenario := range []func() []row{b.startup, b.hostStartup, b.orphanStorm, b.signalRoundTrip, b.shutdown, b.idle} {
 		t0 := time.Now()
 		rows = append(rows, scenario()...)
 		fmt.Fprintf(os.Stderr, "bench: done in %s\n", time.Since(t0).Round(100*time.Millisecond))
 	}
 
 	header(c, inits, time.Since(started))
-	writeTable(os.Stdout, names, [][2]string{{"vigil", "tini"}, {"vigil", "tini-static"}}, rows)
+	writeTable(os.Stdout, names, [][2]string{{"vigil", "floor"}, {"vigil", "tini"}, {"vigil", "tini-static"}, {"floor", "tini"}}, rows)
 	fmt.Println()
 	fmt.Println("Medians unless said otherwise; the ratio columns divide vigil's figure by the other's (for the rate, higher is better; for every other row, lower is).")
 	for _, n := range b.noteList {
@@ -324,11 +329,30 @@ func runInits(c config) error {
 // one is left out with a word on stderr.
 func findInits(c config) ([]anchor, error) {
 	var out []anchor
-	for _, name := range strings.Split(c.only, ",") {
+	extra := map[string]string{}
+	names := strings.Split(c.only, ",")
+	if c.also != "" {
+		for _, kv := range strings.Split(c.also, ",") {
+			name, path, ok := strings.Cut(kv, "=")
+			if !ok || name == "" {
+				return nil, fmt.Errorf("-also %q: want NAME=PATH", kv)
+			}
+			extra[name] = path
+			names = append(names, name)
+		}
+	}
+	for _, name := range names {
 		name = strings.TrimSpace(name)
 		path := "/usr/bin/" + name
-		if name == "vigil" {
+		if p, ok := extra[name]; ok {
+			path = p
+		} else if name == "vigil" {
 			path = c.vigil
+		} else if name == "floor" {
+			if c.floor == "" {
+				continue
+			}
+			path = c.floor
 		} else if p, err := exec.LookPath(name); err == nil {
 			path = p
 		}
@@ -466,6 +490,30 @@ func (b *bench) startup() []row {
 		}
 	}
 	return []row{abs, over}
+}
+
+// hostStartup times `INIT -- /bin/true` run straight from the bench, not as
+// PID 1 (an init inside a container that has one already, or a test
+// harness): no namespace to make, and the init is a child subreaper.
+func (b *bench) hostStartup() []row {
+	times := map[string][]float64{}
+	b.rounds("start-up on the host", b.c.startups, func(a anchor) {
+		cmd := exec.Command(a.real, "--", "/bin/true")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		t0 := time.Now()
+		err := cmd.Run()
+		d := time.Since(t0)
+		if err != nil {
+			b.note("start-up on the host of %s: %v", a.name, err)
+			return
+		}
+		times[a.name] = append(times[a.name], ms(d))
+	})
+	r := row{label: "start-up on the host, not PID 1 (ms)", format: "%.2f", values: map[string]float64{}}
+	for name, xs := range times {
+		r.values[name] = median(xs)
+	}
+	return []row{r}
 }
 
 // orphanStorm: the child makes N zombies whose parent then exits, so the

@@ -14,6 +14,8 @@
 # second). Prints seven markdown
 # tables (figures, and the issues' targets reported, never asserted) and
 # keeps a copy in integration/bench/results/ (git-ignored).
+# The inits table has a column "floor": integration/bench/floor, the least a
+# Go init can do, so that each of vigil's figures reads against Go's own cost.
 # Flags go to the bench program: ./integration/bench/run.sh -quick; see -h.
 # One table or some: ./integration/bench/run.sh -tables reexec,statewrites
 # Needs root (unshare --pid) and a built bin/vigil (make build).
@@ -46,12 +48,14 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 go build -o "$work/bench" ./integration/bench
+# The Go floor, built as vigil is (static, stripped).
+CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$work/floor" ./integration/bench/floor
 gcc -static -O2 -Wall -Wextra -o "$work/child" integration/bench/child/child.c
 
 mkdir -p integration/bench/results
 out=integration/bench/results/$(date +%Y%m%d-%H%M%S).md
 status=0
-"$work/bench" -vigil bin/vigil -child "$work/child" "$@" | tee "$out" || status=$?
+"$work/bench" -vigil bin/vigil -floor "$work/floor" -child "$work/child" "$@" | tee "$out" || status=$?
 if [ -s "$out" ]; then
 	echo "bench: table saved in $out" >&2
 else

@@ -24,6 +24,7 @@ package early
 
 import (
 	"os"
+	"os/signal"
 
 	"github.com/vigil-init/vigil/control/verb"
 	"github.com/vigil-init/vigil/signals"
@@ -32,14 +33,33 @@ import (
 
 // Signals receives every signal signals.Caught lists, but those vigil's
 // parent left ignored (signals.Catch), from the moment the program starts,
-// for the init's signal loop; nil when the first argument is a verb.
-var Signals = catch()
+// for the init's signal loop; Child receives SIGCHLD, for the reaper (one
+// slot: a wake-up drains every exit). Both are nil when the first argument
+// is a verb.
+var Signals, Child = catch()
 
-func catch() chan os.Signal {
+func catch() (chan os.Signal, chan os.Signal) {
 	if len(os.Args) > 1 && verb.Is(os.Args[1]) {
-		return nil
+		return nil, nil
 	}
 	// Cannot fail for these arguments; nothing to do if it did.
 	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
-	return signals.Catch()
+	// Notify enables one signal at a time, each a round trip with the
+	// runtime's signal-mask thread. Package init runs locked to the main
+	// thread, which adds a third thread to every trip: from a goroutine of
+	// its own the whole list takes half the time (3.0 ms against 1.5 ms
+	// for 55 signals on a 2-core machine). The init still waits for the
+	// last one, so nothing after it runs with a signal not yet caught.
+	// SIGCHLD goes in the same batch: the reaper's own Notify, later in
+	// main, would cost one more trip.
+	var sigs, child chan os.Signal
+	done := make(chan struct{})
+	go func() {
+		sigs = signals.Catch()
+		child = make(chan os.Signal, 1)
+		signal.Notify(child, unix.SIGCHLD)
+		close(done)
+	}()
+	<-done
+	return sigs, child
 }
