@@ -6,9 +6,10 @@
 # under a crash loop; then vigil against supervisord, runit (runsvdir) and
 # s6 (s6-svscan) with the same services (start, memory, idle wake-ups,
 # restart latency) and vigil's log prefix throughput; then schedules: the
-# lateness of @every 1s jobs (-sched-long: 10 minutes of it), the wake-ups of
-# an idle vigil with 100 hourly jobs, the start of 1000 instances against 1000
-# definitions. Prints six markdown
+# lateness of @every 1s jobs against supercronic running the same jobs
+# (-sched-long: 10 minutes of it), the wake-ups of both idle with 100 hourly
+# jobs, the start of 1000 instances against 1000 definitions. Prints six
+# markdown
 # tables (figures, and the issues' targets reported, never asserted) and
 # keeps a copy in integration/bench/results/ (git-ignored).
 # Flags go to the bench program: ./integration/bench/run.sh -quick; see -h.
@@ -45,10 +46,34 @@ trap 'rm -rf "$work"' EXIT
 go build -o "$work/bench" ./integration/bench
 gcc -static -O2 -Wall -Wextra -o "$work/child" integration/bench/child/child.c
 
+# supercronic, the schedules table's second column: Debian has no package, so
+# it is built from the Go module proxy in its own module (tools/supercronic),
+# kept in a cache keyed by its version ($VIGIL_BENCH_CACHE, default
+# /var/cache/vigil-bench); only when the schedules table is asked for. If it
+# cannot be built, the table leaves the column out and says so.
+sched=yes
+prev=
+for a in "$@"; do
+	case $prev in -tables | --tables) [[ $a == *schedules* ]] || sched=no ;; esac
+	case $a in -tables=* | --tables=*) [[ $a == *schedules* ]] || sched=no ;; esac
+	prev=$a
+done
+sc_flag=()
+if [ "$sched" = yes ]; then
+	sc_mod=integration/bench/tools/supercronic
+	sc_version=$(awk '$1 == "require" && $2 == "github.com/aptible/supercronic" {print $3}' "$sc_mod/go.mod")
+	sc=${VIGIL_BENCH_CACHE:-/var/cache/vigil-bench}/supercronic-$sc_version
+	if "$sc_mod/build.sh" "$sc" >&2; then
+		sc_flag=(-supercronic "$sc")
+	else
+		echo "bench: supercronic $sc_version could not be built: the schedules table leaves it out" >&2
+	fi
+fi
+
 mkdir -p integration/bench/results
 out=integration/bench/results/$(date +%Y%m%d-%H%M%S).md
 status=0
-"$work/bench" -vigil bin/vigil -child "$work/child" "$@" | tee "$out" || status=$?
+"$work/bench" -vigil bin/vigil -child "$work/child" ${sc_flag[@]+"${sc_flag[@]}"} "$@" | tee "$out" || status=$?
 if [ -s "$out" ]; then
 	echo "bench: table saved in $out" >&2
 else
