@@ -466,9 +466,14 @@ func schedTable(c config, res *schedResult) {
 	}
 	vs := res.sides[0]
 	p99 := percentile(vs.lateness, 99)
+	// The target is over 10 s: a shorter -idle cannot meet it.
+	idleVerdict := met(vs.idleSw == 0)
+	if res.idle < 10*time.Second {
+		idleVerdict = "not judged (-idle shorter than 10 s)"
+	}
 	fmt.Printf("Targets of the issue, reported and not asserted: vigil's tick lateness p99 under 20 ms: %s ms: %s; "+
 		"an idle vigil with 100 hourly jobs makes 0 context switches in 10 s: %d in %s: %s.\n",
-		fmtMs(p99), met(len(vs.lateness) > 0 && p99 < 20), vs.idleSw, res.idle, met(vs.idleSw == 0))
+		fmtMs(p99), met(len(vs.lateness) > 0 && p99 < 20), vs.idleSw, res.idle, idleVerdict)
 	for _, s := range res.notes {
 		fmt.Println("- " + s)
 	}
