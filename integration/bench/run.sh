@@ -7,11 +7,11 @@
 # s6 (s6-svscan) with the same services (start, memory, idle wake-ups,
 # restart latency), vigil's log prefix and log_file throughput and its
 # memory with 100 services' log rings full; then schedules: the
-# lateness of @every 1s jobs (-sched-long: 10 minutes of it), the wake-ups of
-# an idle vigil with 100 hourly jobs, the start of 1000 instances against 1000
-# definitions; then health checks and the HTTP endpoint (an exec probe
-# against GET /readyz, the detection of a hung service, 100 tcp checks a
-# second). Prints seven markdown
+# lateness of @every 1s jobs against supercronic running the same jobs
+# (-sched-long: 10 minutes of it), the wake-ups of both idle with 100 hourly
+# jobs, the start of 1000 instances against 1000 definitions; then health
+# checks and the HTTP endpoint (an exec probe against GET /readyz, the
+# detection of a hung service, 100 tcp checks a second). Prints seven markdown
 # tables (figures, and the issues' targets reported, never asserted) and
 # keeps a copy in integration/bench/results/ (git-ignored).
 # The inits table has a column "floor": integration/bench/floor, the least a
@@ -52,10 +52,34 @@ go build -o "$work/bench" ./integration/bench
 CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$work/floor" ./integration/bench/floor
 gcc -static -O2 -Wall -Wextra -o "$work/child" integration/bench/child/child.c
 
+# supercronic, the schedules table's second column: Debian has no package, so
+# it is built from the Go module proxy in its own module (tools/supercronic),
+# kept in a cache keyed by its version ($VIGIL_BENCH_CACHE, default
+# /var/cache/vigil-bench); only when the schedules table is asked for. If it
+# cannot be built, the table leaves the column out and says so.
+sched=yes
+prev=
+for a in "$@"; do
+	case $prev in -tables | --tables) [[ $a == *schedules* ]] || sched=no ;; esac
+	case $a in -tables=* | --tables=*) [[ $a == *schedules* ]] || sched=no ;; esac
+	prev=$a
+done
+sc_flag=()
+if [ "$sched" = yes ]; then
+	sc_mod=integration/bench/tools/supercronic
+	sc_version=$(awk '$1 == "require" && $2 == "github.com/aptible/supercronic" {print $3}' "$sc_mod/go.mod")
+	sc=${VIGIL_BENCH_CACHE:-/var/cache/vigil-bench}/supercronic-$sc_version
+	if "$sc_mod/build.sh" "$sc" >&2; then
+		sc_flag=(-supercronic "$sc")
+	else
+		echo "bench: supercronic $sc_version could not be built: the schedules table leaves it out" >&2
+	fi
+fi
+
 mkdir -p integration/bench/results
 out=integration/bench/results/$(date +%Y%m%d-%H%M%S).md
 status=0
-"$work/bench" -vigil bin/vigil -floor "$work/floor" -child "$work/child" "$@" | tee "$out" || status=$?
+"$work/bench" -vigil bin/vigil -floor "$work/floor" -child "$work/child" ${sc_flag[@]+"${sc_flag[@]}"} "$@" | tee "$out" || status=$?
 if [ -s "$out" ]; then
 	echo "bench: table saved in $out" >&2
 else
