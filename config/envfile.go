@@ -107,12 +107,7 @@ func (d *decoder) secrets(sc scope, v *jnode, r *RawService) {
 	for _, m := range d.members(sc, "secrets", v) {
 		f := "secrets." + m.key
 		r.Fields[f] = d.pos(m.keyOff)
-		switch {
-		case m.key == "":
-			d.bad(sc, f, m.keyOff, "empty variable name")
-			continue
-		case strings.ContainsAny(m.key, "=\x00"):
-			d.bad(sc, f, m.keyOff, "a variable name cannot contain '=' or a NUL byte")
+		if !d.varName(sc, f, m) {
 			continue
 		}
 		if p, ok := d.path(sc, f, m.val); ok {

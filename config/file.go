@@ -748,6 +748,20 @@ func (d *decoder) command(sc scope, v *jnode, r *RawService) {
 	}
 }
 
+// varName checks the key of member m as an environment variable's name
+// (of env or secrets), reporting a bad one at field f.
+func (d *decoder) varName(sc scope, f string, m jmember) bool {
+	switch {
+	case m.key == "":
+		d.bad(sc, f, m.keyOff, "empty variable name")
+		return false
+	case strings.ContainsAny(m.key, "=\x00"):
+		d.bad(sc, f, m.keyOff, "a variable name cannot contain '=' or a NUL byte")
+		return false
+	}
+	return true
+}
+
 func (d *decoder) env(sc scope, v *jnode, r *RawService) {
 	if v.kind != jObject {
 		d.bad(sc, "env", v.off, "want an object of strings, got %s", v.kind)
@@ -757,12 +771,7 @@ func (d *decoder) env(sc scope, v *jnode, r *RawService) {
 	for _, m := range d.members(sc, "env", v) {
 		f := "env." + m.key
 		r.Fields[f] = d.pos(m.keyOff)
-		switch {
-		case m.key == "":
-			d.bad(sc, f, m.keyOff, "empty variable name")
-			continue
-		case strings.ContainsAny(m.key, "=\x00"):
-			d.bad(sc, f, m.keyOff, "a variable name cannot contain '=' or a NUL byte")
+		if !d.varName(sc, f, m) {
 			continue
 		}
 		val, ok := d.str(sc, f, m.val)

@@ -65,6 +65,7 @@ type Reaper struct {
 	// so Hold (which takes it first) knows every exit reaped so far has
 	// reached its sink.
 	deliver sync.Mutex
+	batch   []delivery // a pass's exits, reused; owned under deliver
 	mu      sync.Mutex
 	owners  map[int]Sink
 	idle    []chan struct{} // closed when a pass finds no child left
@@ -149,11 +150,8 @@ func (r *Reaper) Reap() int {
 	r.deliver.Lock()
 	defer r.deliver.Unlock()
 	r.mu.Lock()
-	var (
-		exits []Exit
-		sinks []Sink
-		idle  []chan struct{}
-	)
+	batch := r.batch[:0]
+	var idle []chan struct{}
 	for {
 		var ws unix.WaitStatus
 		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
@@ -175,29 +173,39 @@ func (r *Reaper) Reap() int {
 			e.Orphan = true
 			r.orphans++
 		}
-		exits = append(exits, e)
-		sinks = append(sinks, sink)
+		batch = append(batch, delivery{e, sink})
 	}
 	r.mu.Unlock()
 	// Owners first: an orphan's receiver may be slow (it logs).
-	for i, e := range exits {
-		if sinks[i] != nil {
-			sinks[i].Deliver(e)
+	for _, d := range batch {
+		if d.sink != nil {
+			d.sink.Deliver(d.exit)
 		}
 	}
 	if r.onOrphan != nil {
-		for i, e := range exits {
-			if sinks[i] == nil {
-				r.onOrphan(e)
+		for _, d := range batch {
+			if d.sink == nil {
+				r.onOrphan(d.exit)
 			}
 		}
 	}
+	clear(batch) // the sinks are not the reaper's to keep
+	if cap(batch) > 1024 {
+		batch = nil // a storm's buffer is not kept for an idle init
+	}
+	r.batch = batch
 	// After the deliveries: whoever waits for no child left has every
 	// exit in hand by then.
 	for _, ch := range idle {
 		close(ch)
 	}
-	return len(exits)
+	return len(batch)
+}
+
+// delivery is one exit of a pass and where it goes (nil: an orphan).
+type delivery struct {
+	exit Exit
+	sink Sink
 }
 
 // NoChildren returns a channel that is closed once a pass finds that the

@@ -28,6 +28,18 @@ var ErrStopped = errors.New("vigil is shutting down")
 // ErrWrapper answers the verbs that make no sense in wrapper mode.
 var ErrWrapper = errors.New("wrapper mode runs only the main process, which is not started or stopped on request")
 
+// changeable refuses a verb that would start services (start, reload,
+// scale) once the shutdown began, or in wrapper mode, which has none.
+func (s *Supervisor) changeable() error {
+	if s.shuttingDown {
+		return ErrStopped
+	}
+	if s.o.Wrapper {
+		return ErrWrapper
+	}
+	return nil
+}
+
 // watcher is a verb waiting for a condition; check runs on the supervisor's
 // goroutine after every event until it reports done or an error.
 type watcher struct {
@@ -145,11 +157,8 @@ func (s *Supervisor) copiesOf(template string) []*service {
 func (s *Supervisor) Scale(ctx context.Context, name string, n int) error {
 	var touched []*service
 	return s.await(ctx, func() error {
-		if s.shuttingDown {
-			return ErrStopped
-		}
-		if s.o.Wrapper {
-			return ErrWrapper
+		if err := s.changeable(); err != nil {
+			return err
 		}
 		copies := s.copiesOf(name)
 		switch {
@@ -224,11 +233,8 @@ func (s *Supervisor) Start(ctx context.Context, names []string) error {
 		if list, err = s.lookup(names); err != nil {
 			return err
 		}
-		if s.shuttingDown {
-			return ErrStopped
-		}
-		if s.o.Wrapper {
-			return ErrWrapper
+		if err := s.changeable(); err != nil {
+			return err
 		}
 		for _, svc := range list {
 			s.startNow(svc)
@@ -400,11 +406,8 @@ func (s *Supervisor) Reset(ctx context.Context, names []string) error {
 func (s *Supervisor) Reload(ctx context.Context, services []config.Service) error {
 	var touched []*service
 	return s.await(ctx, func() error {
-		if s.shuttingDown {
-			return ErrStopped
-		}
-		if s.o.Wrapper {
-			return ErrWrapper
+		if err := s.changeable(); err != nil {
+			return err
 		}
 		touched = s.applyReload(services)
 		return nil

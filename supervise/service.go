@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/vigil-init/vigil/config"
@@ -62,14 +63,7 @@ var transitions = map[State][]State{
 
 // allowed reports whether the table lets a service go from one state to
 // the other.
-func allowed(from, to State) bool {
-	for _, s := range transitions[from] {
-		if s == to {
-			return true
-		}
-	}
-	return false
-}
+func allowed(from, to State) bool { return slices.Contains(transitions[from], to) }
 
 // desire is what the operator and the config want of a service, whatever
 // its state: a state machine whose states say what is, and one word for
@@ -166,23 +160,20 @@ type service struct {
 // state for persistence; a transition the table does not allow is refused
 // and logged as an internal error.
 func (s *Supervisor) become(svc *service, to State, level slog.Level, msg string, args ...any) bool {
-	from := svc.state
-	if from == to {
-		if msg != "" {
-			s.log.Log(context.Background(), level, msg, append([]any{"service", svc.Name}, args...)...)
+	if from := svc.state; from != to {
+		if !allowed(from, to) {
+			s.log.Error("internal error: state change refused", "service", svc.Name, "from", string(from), "to", string(to))
+			return false
 		}
-		return true
+		svc.state = to
+		s.dirty = true
+		if msg == "" {
+			level, msg, args = slog.LevelDebug, "state", []any{"from", string(from), "to", string(to)}
+		}
 	}
-	if !allowed(from, to) {
-		s.log.Error("internal error: state change refused", "service", svc.Name, "from", string(from), "to", string(to))
-		return false
-	}
-	svc.state = to
-	s.dirty = true
-	if msg != "" {
-		s.log.Log(context.Background(), level, msg, append([]any{"service", svc.Name}, args...)...)
-	} else {
-		s.log.Debug("state", "service", svc.Name, "from", string(from), "to", string(to))
+	ctx := context.Background()
+	if msg != "" && s.log.Enabled(ctx, level) {
+		s.log.Log(ctx, level, msg, append([]any{"service", svc.Name}, args...)...)
 	}
 	return true
 }
