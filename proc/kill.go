@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"syscall"
 
+	"github.com/vigil-init/vigil/reaper"
 	"golang.org/x/sys/unix"
 )
 
@@ -17,6 +18,10 @@ import (
 func SignalAll(sig syscall.Signal) bool {
 	if os.Getpid() == 1 {
 		return unix.Kill(-1, sig) == nil
+	}
+	// No child, no descendant: a subreaper's orphans come to it.
+	if !reaper.HasChildren() {
+		return false
 	}
 	pids := Descendants(os.Getpid())
 	for _, pid := range pids {

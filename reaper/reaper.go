@@ -212,11 +212,33 @@ type delivery struct {
 // process has no child left, running or zombie.
 func (r *Reaper) NoChildren() <-chan struct{} {
 	ch := make(chan struct{})
+	// Holding deliver, no pass is half delivered; holding mu, no spawn
+	// happens: if there is no child now, the answer needs no pass (and no
+	// wake-up of Run: this is on every exit's path).
+	r.deliver.Lock()
+	defer r.deliver.Unlock()
 	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !HasChildren() {
+		close(ch)
+		return ch
+	}
 	r.idle = append(r.idle, ch)
-	r.mu.Unlock()
 	r.Kick()
 	return ch
+}
+
+// HasChildren reports whether the calling process has a child, living or
+// not yet reaped. waitid with WNOWAIT looks without reaping, so every exit
+// is still the reaper's.
+func HasChildren() bool {
+	var info unix.Siginfo
+	for {
+		err := unix.Waitid(unix.P_ALL, 0, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT|unix.WALL, nil)
+		if err != unix.EINTR {
+			return err != unix.ECHILD
+		}
+	}
 }
 
 // Orphans is the number of exits reaped that had no owner.

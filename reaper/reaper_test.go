@@ -2,6 +2,7 @@ package reaper
 
 import (
 	"os"
+	"os/exec"
 	"strconv"
 	"syscall"
 	"testing"
@@ -261,4 +262,72 @@ func TestOrphanCallbackOutsideLock(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("a spawn waited for the orphan's receiver")
 	}
+}
+
+// TestHasChildren: a living child and an exited, not yet reaped one both
+// count, and looking does not reap: the exit status is still there for the
+// one who waits.
+func TestHasChildren(t *testing.T) {
+	if HasChildren() {
+		t.Skip("the test process already has children")
+	}
+	cmd := exec.Command("sh", "-c", "read x; exit 7")
+	w, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if !HasChildren() {
+		t.Error("HasChildren() = false with a living child")
+	}
+	w.Close()
+	// Wait for the exit without reaping it.
+	var info unix.Siginfo
+	if err := unix.Waitid(unix.P_PID, cmd.Process.Pid, &info, unix.WEXITED|unix.WNOWAIT, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !HasChildren() {
+		t.Error("HasChildren() = false with a zombie child")
+	}
+	if err := cmd.Wait(); cmd.ProcessState == nil || cmd.ProcessState.ExitCode() != 7 {
+		t.Fatalf("the child's exit was lost: %v", err)
+	}
+	if HasChildren() {
+		t.Error("HasChildren() = true once the child is reaped")
+	}
+}
+
+// TestNoChildrenAtOnce: with no child at all, NoChildren answers without a
+// pass of Run (none runs here); with one, only a pass after its exit does.
+func TestNoChildrenAtOnce(t *testing.T) {
+	if HasChildren() {
+		t.Skip("the test process already has children")
+	}
+	r := NewWoken(make(chan os.Signal, 1), nil)
+	select {
+	case <-r.NoChildren():
+	default:
+		t.Fatal("NoChildren not closed with no child")
+	}
+	pid, exit, err := r.Spawn("/bin/sh", []string{"sh", "-c", "exit 3"}, &syscall.ProcAttr{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := r.NoChildren()
+	var info unix.Siginfo
+	if err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-gone:
+		t.Fatal("NoChildren closed while a zombie waits to be reaped")
+	default:
+	}
+	r.Reap()
+	if e := <-exit; e.Code() != 3 {
+		t.Errorf("exit %d, want 3", e.Code())
+	}
+	<-gone
 }

@@ -206,6 +206,13 @@ func (s *Server) untrack(c *conn) {
 	if !c.evicted {
 		s.live--
 	}
+	// The last connection gone, the bound has nothing left to bound:
+	// stopped now rather than left to fire, so an idle vigil does not run
+	// expire for nothing a few seconds after every probe.
+	if len(s.conns) == 0 && s.armed {
+		s.armed = false
+		s.timer.Stop()
+	}
 	s.running.Done()
 }
 
