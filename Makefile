@@ -9,7 +9,7 @@ TAGS     ?=
 export PATH := $(PATH):/usr/local/go/bin
 export CGO_ENABLED := 0
 
-.PHONY: all build test test-unit test-integration run bench vet fmt clean
+.PHONY: all build test test-unit test-integration run bench size vet fmt clean
 
 all: build
 
@@ -38,6 +38,10 @@ run: build
 
 bench: build
 	./integration/bench/run.sh
+
+# Where the binary's bytes go: its sections and each package's symbols.
+size:
+	./integration/bench/size.sh
 
 clean:
 	rm -rf bin $(DIST)

@@ -704,6 +704,7 @@ func (b *bench) idle() []row {
 	secs := b.c.idle.Seconds()
 	rss := row{label: "RSS, idle with one child (KiB)", format: "%.0f", values: map[string]float64{}}
 	pss := row{label: "PSS, idle with one child (KiB)", format: "%.0f", values: map[string]float64{}}
+	anon := row{label: "  of which private anonymous: heap, stacks, data (KiB; the rest is the binary's clean pages)", format: "%.0f", values: map[string]float64{}}
 	thr := row{label: "threads, idle", format: "%.0f", values: map[string]float64{}}
 	cs := row{label: fmt.Sprintf("context switches in %s idle (all threads)", fmtSecs(secs)), format: "%.0f", values: map[string]float64{}}
 	for name, in := range ins {
@@ -715,9 +716,12 @@ func (b *bench) idle() []row {
 		} else {
 			b.note("memory of %s: %v", name, err)
 		}
+		if a, err := anonymous(in.pid); err == nil {
+			anon.values[name] = a
+		}
 		thr.values[name] = float64(threads(in.pid))
 	}
-	return []row{rss, pss, thr, cs}
+	return []row{rss, pss, anon, thr, cs}
 }
 
 func fmtSecs(s float64) string {

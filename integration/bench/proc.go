@@ -270,28 +270,50 @@ func switchesBetween(before, after map[int]int64) int64 {
 
 // memory reads Rss and Pss (KiB) from /proc/PID/smaps_rollup.
 func memory(pid int) (rss, pss float64, err error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	m, err := smapsRollup(pid)
 	if err != nil {
 		return 0, 0, err
 	}
-	rss, pss = -1, -1
+	rss, ok1 := m["Rss:"]
+	pss, ok2 := m["Pss:"]
+	if !ok1 || !ok2 {
+		return 0, 0, errors.New("no Rss or Pss in smaps_rollup")
+	}
+	return rss, pss, nil
+}
+
+// anonymous is the private anonymous memory of pid (KiB): its heap, stacks
+// and written data. The rest of its RSS is the binary's clean pages, which
+// every container of one image shares and the kernel can reclaim.
+func anonymous(pid int) (float64, error) {
+	m, err := smapsRollup(pid)
+	if err != nil {
+		return 0, err
+	}
+	v, ok := m["Anonymous:"]
+	if !ok {
+		return 0, errors.New("no Anonymous in smaps_rollup")
+	}
+	return v, nil
+}
+
+// smapsRollup reads /proc/PID/smaps_rollup: each "Name:" and its value.
+func smapsRollup(pid int) (map[string]float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]float64{}
 	for _, l := range strings.Split(string(b), "\n") {
 		f := strings.Fields(l)
 		if len(f) < 2 {
 			continue
 		}
-		v, _ := strconv.ParseFloat(f[1], 64)
-		switch f[0] {
-		case "Rss:":
-			rss = v
-		case "Pss:":
-			pss = v
+		if v, err := strconv.ParseFloat(f[1], 64); err == nil {
+			m[f[0]] = v
 		}
 	}
-	if rss < 0 || pss < 0 {
-		return 0, 0, errors.New("no Rss or Pss in smaps_rollup")
-	}
-	return rss, pss, nil
+	return m, nil
 }
 
 // threads is the number of threads of pid.
