@@ -23,7 +23,7 @@ type Settings struct {
 	Config           string        `env:"CONFIG" default:"/etc/vigil/vigil.json if it exists" help:"config file"`
 	Services         string        `env:"SERVICES" default:"(none)" help:"services as JSON; replaces the file's services"`
 	StateDir         string        `env:"STATE_DIR" default:"/var/lib/vigil if it exists, else none" help:"state directory, a mounted volume; none = no persistence"`
-	Socket           string        `env:"SOCKET" default:"/run/vigil/vigil.sock, else /dev/shm/vigil-<mnt ns>.sock" help:"control socket path"`
+	Socket           string        `env:"SOCKET" default:"/run/vigil/vigil.sock, else /dev/shm/vigil-<mnt ns>.sock" help:"control socket path; none = no socket (no verb can reach this vigil)"`
 	LogLevel         string        `env:"LOG_LEVEL" default:"info (wrapper mode: warn)" help:"debug, info, warn, error"`
 	LogFormat        string        `env:"LOG_FORMAT" help:"text (coloured on a terminal) or json"`
 	LogFile          string        `env:"LOG_FILE" default:"(none)" help:"also append vigil's log to this file"`

@@ -232,9 +232,15 @@ func validSignal(s string) bool {
 }
 
 // notRunningError says no socket path answered.
-type notRunningError struct{ tried []string }
+type notRunningError struct {
+	tried []string
+	off   bool // VIGIL_SOCKET=none: nothing was tried
+}
 
 func (e *notRunningError) Error() string {
+	if e.off {
+		return "the control socket is off (VIGIL_SOCKET=none): no vigil can be reached"
+	}
 	return "no vigil running (tried " + strings.Join(e.tried, "; ") + ")"
 }
 
@@ -253,6 +259,9 @@ func call(explicit string, req request, timeout time.Duration) (reply, error) {
 // connect runs talk on a connection to the first socket path that answers,
 // found within timeout.
 func connect(explicit string, timeout time.Duration, talk func(c *net.UnixConn, deadline time.Time) error) error {
+	if explicit == SocketOff {
+		return &notRunningError{off: true}
+	}
 	deadline := time.Now().Add(timeout)
 	var tried []string
 	var denied []string

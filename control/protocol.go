@@ -222,6 +222,10 @@ const (
 	socketName = "vigil.sock"
 )
 
+// SocketOff as the socket path (VIGIL_SOCKET=none, --socket none) means no
+// control socket at all: the leanest wrapper, which no verb can reach.
+const SocketOff = "none"
+
 // SocketPaths lists where the socket may be, in the order of docs/control.md:
 // explicit (VIGIL_SOCKET / --socket) alone if non-empty; else
 // /run/vigil/vigil.sock, then /dev/shm/vigil-<inode of /proc/self/ns/mnt>.sock

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -325,4 +326,53 @@ func TestClientVerbEndsOnSignal(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSocketOff: VIGIL_SOCKET=none, the leanest wrapper, opens no socket
+// at all and still forwards signals and passes the exit status on; a client
+// with the same setting says why it cannot ask, without searching. The
+// "on" case proves the check sees a socket when there is one.
+func TestSocketOff(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "v.sock")
+	for _, tc := range []struct {
+		name, socket string
+		want         bool
+	}{{"on", sock, true}, {"off", "none", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := start(t, modes[0], opts{env: []string{"VIGIL_SOCKET=" + tc.socket, "VIGIL_LOG_LEVEL=debug"}}, "--", "sleep", "60")
+			// Wrapper mode opens the socket beside main and logs what it
+			// did either way.
+			waitFor(t, 10*time.Second, "vigil's word on the control socket", func() bool {
+				return strings.Contains(v.stderr.String(), "control socket")
+			})
+			if got := socketFDs(t, v.pid()); (got > 0) != tc.want {
+				t.Errorf("VIGIL_SOCKET=%s: %d socket descriptors open in vigil", tc.socket, got)
+			}
+			v.signal(syscall.SIGTERM)
+			if code := v.wait(10 * time.Second); code != 143 {
+				t.Errorf("exit %d after SIGTERM, want 143", code)
+			}
+		})
+	}
+	code, _, errs := ctl(t, "none", "status")
+	if code != 69 || !strings.Contains(errs, "VIGIL_SOCKET=none") {
+		t.Errorf("status with VIGIL_SOCKET=none: exit %d, %q; want 69 and the reason", code, errs)
+	}
+}
+
+// socketFDs counts the sockets among pid's open descriptors.
+func socketFDs(t *testing.T, pid int) int {
+	t.Helper()
+	dir := "/proc/" + strconv.Itoa(pid) + "/fd"
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range ents {
+		if l, err := os.Readlink(filepath.Join(dir, e.Name())); err == nil && strings.HasPrefix(l, "socket:") {
+			n++
+		}
+	}
+	return n
 }

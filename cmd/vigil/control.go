@@ -18,6 +18,10 @@ import (
 // returned stop function is called. A socket that cannot be opened is
 // logged, never fatal: the services matter more than their remote control.
 func serveControl(log *slog.Logger, socket string, h control.Handler) (srv *control.Server, stop func()) {
+	if socket == control.SocketOff {
+		log.Debug("no control socket: VIGIL_SOCKET=none")
+		return nil, func() {}
+	}
 	srv, err := inheritedControl()
 	if srv == nil {
 		if err != nil {
