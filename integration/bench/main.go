@@ -58,6 +58,7 @@ type anchor struct {
 	real    string // symlinks resolved
 	version string
 	static  bool
+	env     []string // added to the bench's environment
 }
 
 type config struct {
@@ -115,7 +116,7 @@ func main() {
 	flag.StringVar(&c.child, "child", "", "the bench child, built from integration/bench/child/child.c (required)")
 	flag.StringVar(&c.floor, "floor", "", "the Go floor, built from integration/bench/floor: a column of the inits table named floor")
 	flag.StringVar(&c.also, "also", "", "more columns of the inits table, NAME=PATH,... (another build of vigil, to compare before and after in one run)")
-	flag.StringVar(&c.only, "inits", "vigil,floor,tini,tini-static,dumb-init,catatonit", "the inits to compare, those not installed left out")
+	flag.StringVar(&c.only, "inits", "vigil,vigil-nosock,floor,tini,tini-static,dumb-init,catatonit", "the inits to compare, those not installed left out (vigil-nosock: vigil with VIGIL_SOCKET=none)")
 	flag.IntVar(&c.startups, "startups", 300, "rounds of start-up (INIT -- /bin/true)")
 	flag.IntVar(&c.orphans, "orphans", 2000, "zombies in one orphan storm")
 	flag.IntVar(&c.storms, "storms", 30, "rounds of orphan storm")
@@ -325,7 +326,7 @@ func runInits(c config) error {
 	}
 
 	header(c, inits, time.Since(started))
-	writeTable(os.Stdout, names, [][2]string{{"vigil", "floor"}, {"vigil", "tini"}, {"vigil", "tini-static"}, {"floor", "tini"}}, rows)
+	writeTable(os.Stdout, names, [][2]string{{"vigil", "floor"}, {"vigil-nosock", "floor"}, {"vigil", "tini"}, {"vigil", "tini-static"}, {"floor", "tini"}}, rows)
 	fmt.Println()
 	fmt.Println("Medians unless said otherwise; the ratio columns divide vigil's figure by the other's (for the rate, higher is better; for every other row, lower is).")
 	for _, n := range b.noteList {
@@ -355,7 +356,7 @@ func findInits(c config) ([]anchor, error) {
 		path := "/usr/bin/" + name
 		if p, ok := extra[name]; ok {
 			path = p
-		} else if name == "vigil" {
+		} else if name == "vigil" || name == "vigil-nosock" {
 			path = c.vigil
 		} else if name == "floor" {
 			if c.floor == "" {
@@ -377,6 +378,10 @@ func findInits(c config) ([]anchor, error) {
 			continue
 		}
 		a := anchor{name: name, path: path, real: abs, static: isStatic(abs)}
+		if name == "vigil-nosock" {
+			// The leanest wrapper: no control socket.
+			a.env = []string{"VIGIL_SOCKET=none"}
+		}
 		a.version = version(abs)
 		out = append(out, a)
 	}
@@ -481,7 +486,7 @@ func (b *bench) startup() []row {
 	for r := 0; r < b.c.startups; r++ {
 		for i := range all {
 			a := all[(r+i)%len(all)]
-			d, err := timeRun(a.real, "/bin/true")
+			d, err := timeRun(a, "/bin/true")
 			if err != nil {
 				b.note("start-up of %s: %v", a.name, err)
 				continue
@@ -508,6 +513,7 @@ func (b *bench) hostStartup() []row {
 	times := map[string][]float64{}
 	b.rounds("start-up on the host", b.c.startups, func(a anchor) {
 		cmd := exec.Command(a.real, "--", "/bin/true")
+		cmd.Env = append(os.Environ(), a.env...)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		t0 := time.Now()
 		err := cmd.Run()
@@ -549,7 +555,7 @@ func (b *bench) orphanStorm() []row {
 }
 
 func (b *bench) storm(a anchor, n string) (int64, error) {
-	in, err := launch(a.real, b.c.child, "orphans", n)
+	in, err := launch(a, b.c.child, "orphans", n)
 	if err != nil {
 		return 0, err
 	}
@@ -576,7 +582,7 @@ func (b *bench) signalRoundTrip() []row {
 	fmt.Fprintln(os.Stderr, "bench: signal round trip: starting every init")
 	ins := map[string]*instance{}
 	for _, a := range b.inits {
-		in, err := launch(a.real, b.c.child, "ack")
+		in, err := launch(a, b.c.child, "ack")
 		if err == nil {
 			if err = in.ready(); err != nil {
 				in.stop()
@@ -644,7 +650,7 @@ func (b *bench) shutdown() []row {
 }
 
 func (b *bench) shutdownOnce(a anchor) (time.Duration, error) {
-	in, err := launch(a.real, b.c.child, "wait")
+	in, err := launch(a, b.c.child, "wait")
 	if err != nil {
 		return 0, err
 	}
@@ -680,7 +686,7 @@ func (b *bench) idle() []row {
 	fmt.Fprintf(os.Stderr, "bench: idle, %s to settle and %s idle\n", b.c.settle, b.c.idle)
 	ins := map[string]*instance{}
 	for _, a := range b.inits {
-		in, err := launch(a.real, "/bin/sleep", "3600")
+		in, err := launch(a, "/bin/sleep", "3600")
 		if err == nil {
 			if err = in.findInit(); err != nil {
 				in.stop()

@@ -27,10 +27,11 @@ func unshareArgs(initPath string, argv []string) []string {
 	return append(args, argv...)
 }
 
-// timeRun is the wall time of one whole run of argv under initPath, with
+// timeRun is the wall time of one whole run of argv under the init a, with
 // every output thrown away; the run must exit 0.
-func timeRun(initPath string, argv ...string) (time.Duration, error) {
-	cmd := exec.Command(unsharePath, unshareArgs(initPath, argv)...)
+func timeRun(a anchor, argv ...string) (time.Duration, error) {
+	cmd := exec.Command(unsharePath, unshareArgs(a.real, argv)...)
+	cmd.Env = append(os.Environ(), a.env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	t0 := time.Now()
 	err := cmd.Run()
@@ -48,10 +49,10 @@ type instance struct {
 	done bool
 }
 
-// launch starts argv under initPath. The child's stdout is a pipe that the
+// launch starts argv under the init a. The child's stdout is a pipe that the
 // bench reads with plain blocking syscalls (no Go netpoller in the timed path);
 // stderr goes to an unlinked file, read only when something fails.
-func launch(initPath string, argv ...string) (*instance, error) {
+func launch(a anchor, argv ...string) (*instance, error) {
 	var p [2]int
 	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
 		return nil, err
@@ -64,7 +65,8 @@ func launch(initPath string, argv ...string) (*instance, error) {
 		return nil, err
 	}
 	os.Remove(errf.Name())
-	cmd := exec.Command(unsharePath, unshareArgs(initPath, argv)...)
+	cmd := exec.Command(unsharePath, unshareArgs(a.real, argv)...)
+	cmd.Env = append(os.Environ(), a.env...)
 	cmd.Stdout, cmd.Stderr = w, errf
 	// If the bench dies, unshare dies, and --kill-child takes the init along.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
