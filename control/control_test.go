@@ -784,3 +784,46 @@ func TestPauseWaitsForServe(t *testing.T) {
 		<-again
 	}
 }
+
+// TestLeave: Leave, on the way out of the process, removes the socket file
+// so that no client finds a dead socket, admits nothing more, and with a
+// request in flight does what Close does: cancels it, so its client gets a
+// reply.
+func TestLeave(t *testing.T) {
+	t.Run("idle", func(t *testing.T) {
+		srv, _ := serve(t, newFake())
+		if code, _, errs := run(srv.Path(), "status"); code != 0 {
+			t.Fatalf("status: exit %d: %s", code, errs)
+		}
+		srv.Leave()
+		if _, err := os.Lstat(srv.Path()); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("socket left behind: %v", err)
+		}
+		if code, _, _ := run(srv.Path(), "status"); code != ExitNoVigil {
+			t.Errorf("status after Leave: exit %d", code)
+		}
+	})
+	t.Run("in flight", func(t *testing.T) {
+		h := newFake()
+		h.block = make(chan struct{})
+		srv, _ := serve(t, h)
+		res := make(chan string, 1)
+		go func() {
+			code, _, errs := run(srv.Path(), "start", "web")
+			res <- fmt.Sprintf("%d %s", code, errs)
+		}()
+		waitFor(t, func() bool { return h.lastCall() == "start web" })
+		srv.Leave()
+		select {
+		case r := <-res:
+			if !strings.HasPrefix(r, "1 vigil start web: timed out: context canceled") {
+				t.Errorf("in-flight start got %q", r)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the request in flight was neither cancelled nor answered")
+		}
+		if _, err := os.Lstat(srv.Path()); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("socket left behind: %v", err)
+		}
+	})
+}

@@ -773,14 +773,7 @@ func (s *Server) Close() error {
 		if w != nil {
 			w.Close() // first: removing the socket below is no alarm
 		}
-		if fi, err := os.Lstat(s.path); err == nil {
-			if st, ok := fi.Sys().(*syscall.Stat_t); ok && uint64(st.Dev) == s.dev && st.Ino == s.ino {
-				os.Remove(s.path)
-				if privateShm(s.path) {
-					os.Remove(filepath.Dir(s.path)) // only if empty
-				}
-			}
-		}
+		s.removeFile()
 		s.closeErr = s.ln.Close()
 		s.cancel()
 		done := make(chan struct{})
@@ -791,6 +784,42 @@ func (s *Server) Close() error {
 		}
 	})
 	return s.closeErr
+}
+
+// Leave is Close for a process about to exit: with no connection in
+// flight it only removes the socket file, so that no client finds a socket
+// nobody answers, and leaves the descriptors to the exit. Closing the
+// listener would wake the Serve goroutine on another thread just as the
+// process ends (about a tenth of a wrapper's shutdown). With a connection
+// in flight it is Close, which lets the handler reply first.
+func (s *Server) Leave() error {
+	s.mu.Lock()
+	// A watched directory (one others may write) would take the removal
+	// for an attack: Close stops the watch first.
+	idle := len(s.conns) == 0 && !s.closed && s.watch == nil
+	if idle {
+		// Nothing more is admitted: Serve checks closed before it admits.
+		s.closed = true
+	}
+	s.mu.Unlock()
+	if !idle {
+		return s.Close()
+	}
+	s.removeFile()
+	return nil
+}
+
+// removeFile removes the socket file if it is still the one this server
+// bound (not a socket another vigil put there since).
+func (s *Server) removeFile() {
+	if fi, err := os.Lstat(s.path); err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && uint64(st.Dev) == s.dev && st.Ino == s.ino {
+			os.Remove(s.path)
+			if privateShm(s.path) {
+				os.Remove(filepath.Dir(s.path)) // only if empty
+			}
+		}
+	}
 }
 
 // Fd is the listening socket's own descriptor, for a re-exec to keep open:

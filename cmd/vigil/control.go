@@ -35,7 +35,8 @@ func serveControl(log *slog.Logger, socket string, h control.Handler) (srv *cont
 	}
 	log.Debug("control socket", "path", srv.Path())
 	go srv.Serve(h, log)
-	return srv, func() { srv.Close() }
+	// Only ever called on the way out of the process.
+	return srv, func() { srv.Leave() }
 }
 
 // inheritedControl takes over the control socket an earlier image of this
