@@ -2,6 +2,7 @@ package integration
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -314,4 +315,71 @@ func sigField(status []string, key string) uint64 {
 		}
 	}
 	return 1 << 63
+}
+
+// TestCPUAffinityKept: vigil moves its threads onto one CPU while it
+// catches its signals at start (internal/early), and must give them back
+// every CPU they had: the main process, forked by one of them, and every
+// thread of vigil end with the affinity vigil was started with, the whole
+// machine or a taskset.
+func TestCPUAffinityKept(t *testing.T) {
+	var all unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &all); err != nil || all.Count() < 2 {
+		t.Skip("fewer than 2 CPUs: vigil pins nothing")
+	}
+	last := -1
+	for cpu := 0; cpu < 1024; cpu++ {
+		if all.IsSet(cpu) {
+			last = cpu
+		}
+	}
+	for _, tc := range []struct {
+		name    string
+		taskset string // "" for none
+	}{{"inherited", ""}, {"taskset", strconv.Itoa(last)}} {
+		t.Run(tc.name, func(t *testing.T) {
+			want := cpusAllowed(t, "/proc/self/status")
+			var setup func(*exec.Cmd)
+			if tc.taskset != "" {
+				want = tc.taskset
+				setup = func(c *exec.Cmd) {
+					c.Args = append([]string{"taskset", "-c", tc.taskset}, c.Args...)
+					c.Path = "/usr/bin/taskset"
+				}
+			}
+			v := start(t, modes[0], opts{setup: setup}, "--", "sh", "-c", "grep Cpus_allowed_list: /proc/self/status >&2; exec sleep 60")
+			waitFor(t, 10*time.Second, "the main process's affinity on stderr", func() bool {
+				return strings.Contains(v.stderr.String(), "Cpus_allowed_list:")
+			})
+			if got := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v.stderr.String()), "Cpus_allowed_list:")); got != want {
+				t.Errorf("main process runs on CPUs %q, want %q", got, want)
+			}
+			tasks, _ := filepath.Glob("/proc/" + strconv.Itoa(v.pid()) + "/task/*/status")
+			for _, f := range tasks {
+				if got := cpusAllowed(t, f); got != want {
+					t.Errorf("vigil's thread %s runs on CPUs %q, want %q", f, got, want)
+				}
+			}
+			v.signal(syscall.SIGTERM)
+			if code := v.wait(10 * time.Second); code != 143 {
+				t.Errorf("exit %d after SIGTERM, want 143", code)
+			}
+		})
+	}
+}
+
+// cpusAllowed is the Cpus_allowed_list of a /proc/.../status file.
+func cpusAllowed(t *testing.T, status string) string {
+	t.Helper()
+	b, err := os.ReadFile(status)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "Cpus_allowed_list:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	t.Fatalf("no Cpus_allowed_list in %s", status)
+	return ""
 }
