@@ -4,7 +4,9 @@
 # prints the size of the binary `make build` ships (stripped), its ELF
 # sections, and what each Go package's symbols weigh, from `go tool nm
 # -size`: code, read-only data and variables. The function tables of
-# .gopclntab belong to no symbol; they grow with the code.
+# .gopclntab belong to no symbol; they grow with the code. Beside it, the
+# Go floor of the bench and the library floor (sizefloor): the libraries
+# vigil links, linked alone.
 # Usage: integration/bench/size.sh [TOP]
 set -eu
 top=${1:-30}
@@ -14,8 +16,17 @@ trap 'rm -rf "$tmp"' EXIT
 export CGO_ENABLED=0
 go build -trimpath -ldflags '-s -w' -o "$tmp/vigil" ./cmd/vigil
 go build -trimpath -o "$tmp/vigil.sym" ./cmd/vigil
+go build -trimpath -ldflags '-s -w' -o "$tmp/floor" ./integration/bench/floor
+go build -trimpath -ldflags '-s -w' -o "$tmp/libs" ./integration/bench/sizefloor
 bytes=$(stat -c %s "$tmp/vigil")
-echo "vigil as shipped (stripped): $bytes bytes ($((bytes / 1024)) KiB)"
+floor=$(stat -c %s "$tmp/floor")
+libs=$(stat -c %s "$tmp/libs")
+echo "| binary (stripped, static) | bytes | KiB |"
+echo '|---|--:|--:|'
+echo "| vigil as shipped | $bytes | $((bytes / 1024)) |"
+echo "| the Go floor (integration/bench/floor: catch, fork, forward, reap) | $floor | $((floor / 1024)) |"
+echo "| the library floor (integration/bench/sizefloor: what vigil links besides its own code) | $libs | $((libs / 1024)) |"
+echo "| vigil over the library floor: its own code and what it uses of the libraries | $((bytes - libs)) | $(((bytes - libs) / 1024)) |"
 echo
 echo '| section | KiB |'
 echo '|---|--:|'
