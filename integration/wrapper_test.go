@@ -341,10 +341,14 @@ func TestCPUAffinityKept(t *testing.T) {
 			want := cpusAllowed(t, "/proc/self/status")
 			var setup func(*exec.Cmd)
 			if tc.taskset != "" {
+				taskset, err := exec.LookPath("taskset")
+				if err != nil {
+					t.Skip("no taskset (util-linux)")
+				}
 				want = tc.taskset
 				setup = func(c *exec.Cmd) {
 					c.Args = append([]string{"taskset", "-c", tc.taskset}, c.Args...)
-					c.Path = "/usr/bin/taskset"
+					c.Path = taskset
 				}
 			}
 			v := start(t, modes[0], opts{setup: setup}, "--", "sh", "-c", "grep Cpus_allowed_list: /proc/self/status >&2; exec sleep 60")
