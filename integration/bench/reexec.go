@@ -171,20 +171,6 @@ func runningPids(list []wireService) map[string]int {
 	return m
 }
 
-// fileID tells one socket file from the next one bound at the same path.
-type fileID struct {
-	ino  uint64
-	ctim unix.Timespec
-}
-
-func statID(path string) (fileID, error) {
-	var st unix.Stat_t
-	if err := unix.Lstat(path, &st); err != nil {
-		return fileID{}, err
-	}
-	return fileID{st.Ino, st.Ctim}, nil
-}
-
 // logLine is one line of vigil's JSON log, the fields the bench reads.
 type logLine struct {
 	Time       time.Time `json:"time"`
@@ -414,8 +400,8 @@ func reexecOne(c config, s reexecSetup, warm int) (row *reexecRow, err error) {
 	before := first
 	for gen := 1; gen <= c.reexecRounds+warm; gen++ {
 		time.Sleep(c.reexecSettle)
-		id0, err := statID(sock)
-		if err != nil {
+		var st unix.Stat_t
+		if err := unix.Lstat(sock, &st); err != nil {
 			return nil, d.failure(fmt.Errorf("socket: %w", err))
 		}
 		cmd := exec.Command(vigil, "reexec")
@@ -428,7 +414,18 @@ func reexecOne(c config, s reexecSetup, warm int) (row *reexecRow, err error) {
 		if err != nil {
 			return nil, d.failure(fmt.Errorf("vigil reexec (generation %d): %v: %s", gen, err, strings.TrimSpace(stderr.String())))
 		}
-		// Poll until the new image answers with every service running.
+		// The listening socket is carried across the exec, so an answer
+		// can come from either image: the new one's is any answer after
+		// its "adopted" line. Then poll until it answers with every
+		// service running.
+		pre, err := lw.find("re-executing", gen, 60*time.Second)
+		if err != nil {
+			return nil, d.failure(err)
+		}
+		post, err := lw.find("adopted services after re-exec", gen, 60*time.Second)
+		if err != nil {
+			return nil, d.failure(err)
+		}
 		var after map[string]int
 		var tClient time.Duration
 		var lastErr error
@@ -441,10 +438,6 @@ func reexecOne(c config, s reexecSetup, warm int) (row *reexecRow, err error) {
 			if d.exited() {
 				return nil, d.failure(fmt.Errorf("exited during re-exec generation %d", gen))
 			}
-			if id, err := statID(sock); err != nil || id == id0 {
-				time.Sleep(time.Millisecond)
-				continue // still the old image's socket, or none yet
-			}
 			list, err := wireStatus(sock, 10*time.Second)
 			if err != nil {
 				lastErr = err
@@ -456,14 +449,6 @@ func reexecOne(c config, s reexecSetup, warm int) (row *reexecRow, err error) {
 				break
 			}
 			time.Sleep(time.Millisecond)
-		}
-		pre, err := lw.find("re-executing", gen, 10*time.Second)
-		if err != nil {
-			return nil, d.failure(err)
-		}
-		post, err := lw.find("adopted services after re-exec", gen, 10*time.Second)
-		if err != nil {
-			return nil, d.failure(err)
 		}
 		if post.Services != nil && *post.Services != s.services {
 			row.note("generation %d: the adopted line says services=%d, want %d", gen, *post.Services, s.services)
