@@ -790,7 +790,7 @@ func (s *Server) Close() error {
 // flight it only removes the socket file, so that no client finds a socket
 // nobody answers, and leaves the descriptors to the exit. Closing the
 // listener would wake the Serve goroutine on another thread just as the
-// process ends (about a tenth of a wrapper's shutdown). With a connection
+// process ends (some 60 µs of a wrapper's 1.2 ms shutdown). With a connection
 // in flight it is Close, which lets the handler reply first.
 func (s *Server) Leave() error {
 	s.mu.Lock()
