@@ -683,29 +683,44 @@ func TestHandlerPanic(t *testing.T) {
 	}
 }
 
+// TestCloseCancelsInFlight: Close, and Leave (Close on the way out of the
+// process) with a request in flight, cancel it, so its client gets a
+// reply, remove the socket file and answer nothing more.
 func TestCloseCancelsInFlight(t *testing.T) {
-	h := newFake()
-	h.block = make(chan struct{})
-	srv, _ := serve(t, h)
-	res := make(chan string, 1)
-	go func() {
-		code, _, errs := run(srv.Path(), "start", "web")
-		res <- fmt.Sprintf("%d %s", code, errs)
-	}()
-	waitFor(t, func() bool { return h.lastCall() == "start web" })
-	start := time.Now()
-	srv.Close()
-	if d := time.Since(start); d > time.Second {
-		t.Errorf("Close took %s", d)
-	}
-	if r := <-res; !strings.HasPrefix(r, "1 vigil start web: timed out: context canceled") {
-		t.Errorf("in-flight start got %q", r)
-	}
-	if _, err := os.Lstat(srv.Path()); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("socket left behind: %v", err)
-	}
-	if code, _, _ := run(srv.Path(), "status"); code != ExitNoVigil {
-		t.Errorf("status after Close: exit %d", code)
+	for _, tc := range []struct {
+		name  string
+		close func(*Server) error
+	}{{"Close", (*Server).Close}, {"Leave", (*Server).Leave}} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newFake()
+			h.block = make(chan struct{})
+			srv, _ := serve(t, h)
+			res := make(chan string, 1)
+			go func() {
+				code, _, errs := run(srv.Path(), "start", "web")
+				res <- fmt.Sprintf("%d %s", code, errs)
+			}()
+			waitFor(t, func() bool { return h.lastCall() == "start web" })
+			start := time.Now()
+			tc.close(srv)
+			if d := time.Since(start); d > time.Second {
+				t.Errorf("%s took %s", tc.name, d)
+			}
+			select {
+			case r := <-res:
+				if !strings.HasPrefix(r, "1 vigil start web: timed out: context canceled") {
+					t.Errorf("in-flight start got %q", r)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the request in flight was neither cancelled nor answered")
+			}
+			if _, err := os.Lstat(srv.Path()); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("socket left behind: %v", err)
+			}
+			if code, _, _ := run(srv.Path(), "status"); code != ExitNoVigil {
+				t.Errorf("status after %s: exit %d", tc.name, code)
+			}
+		})
 	}
 }
 
@@ -785,45 +800,19 @@ func TestPauseWaitsForServe(t *testing.T) {
 	}
 }
 
-// TestLeave: Leave, on the way out of the process, removes the socket file
-// so that no client finds a dead socket, admits nothing more, and with a
-// request in flight does what Close does: cancels it, so its client gets a
-// reply.
+// TestLeave: with nothing in flight, Leave only removes the socket file, so
+// that no client finds a dead socket, and admits nothing more
+// (TestCloseCancelsInFlight has it with a request in flight).
 func TestLeave(t *testing.T) {
-	t.Run("idle", func(t *testing.T) {
-		srv, _ := serve(t, newFake())
-		if code, _, errs := run(srv.Path(), "status"); code != 0 {
-			t.Fatalf("status: exit %d: %s", code, errs)
-		}
-		srv.Leave()
-		if _, err := os.Lstat(srv.Path()); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("socket left behind: %v", err)
-		}
-		if code, _, _ := run(srv.Path(), "status"); code != ExitNoVigil {
-			t.Errorf("status after Leave: exit %d", code)
-		}
-	})
-	t.Run("in flight", func(t *testing.T) {
-		h := newFake()
-		h.block = make(chan struct{})
-		srv, _ := serve(t, h)
-		res := make(chan string, 1)
-		go func() {
-			code, _, errs := run(srv.Path(), "start", "web")
-			res <- fmt.Sprintf("%d %s", code, errs)
-		}()
-		waitFor(t, func() bool { return h.lastCall() == "start web" })
-		srv.Leave()
-		select {
-		case r := <-res:
-			if !strings.HasPrefix(r, "1 vigil start web: timed out: context canceled") {
-				t.Errorf("in-flight start got %q", r)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("the request in flight was neither cancelled nor answered")
-		}
-		if _, err := os.Lstat(srv.Path()); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("socket left behind: %v", err)
-		}
-	})
+	srv, _ := serve(t, newFake())
+	if code, _, errs := run(srv.Path(), "status"); code != 0 {
+		t.Fatalf("status: exit %d: %s", code, errs)
+	}
+	srv.Leave()
+	if _, err := os.Lstat(srv.Path()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("socket left behind: %v", err)
+	}
+	if code, _, _ := run(srv.Path(), "status"); code != ExitNoVigil {
+		t.Errorf("status after Leave: exit %d", code)
+	}
 }
