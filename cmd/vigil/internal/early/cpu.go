@@ -39,44 +39,41 @@ func onOneCPU() (restore func()) {
 	runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
 	var one unix.CPUSet
 	one.Set(cpu)
-	seen := map[int]bool{}
-	if !setAffinity(&one, seen) {
-		// Not allowed (a seccomp profile, say): leave everything as it was.
-		seen = map[int]bool{}
-		setAffinity(&all, seen)
-		return func() {}
-	}
-	return func() {
+	restore = func() {
 		// A thread the runtime started meanwhile was cloned on the one
 		// CPU: pass again until a pass finds no thread not yet seen.
 		seen := map[int]bool{}
-		for setAffinity(&all, seen) {
+		for found, _ := setAffinity(&all, seen); found; found, _ = setAffinity(&all, seen) {
 		}
 	}
+	if _, ok := setAffinity(&one, map[int]bool{}); !ok {
+		// Not allowed (a seccomp profile, say): leave everything as it was.
+		restore()
+		return func() {}
+	}
+	return restore
 }
 
-// setAffinity sets mask on every thread of the process not in seen, adds
-// them to seen, and reports whether it found any (false also when
-// /proc/self/task cannot be read or a thread refused).
-func setAffinity(mask *unix.CPUSet, seen map[int]bool) bool {
+// setAffinity sets mask on every thread of the process not in seen and adds
+// them to seen. found: there was such a thread; ok: /proc/self/task could be
+// read and no thread refused (one that is gone meanwhile does not count).
+func setAffinity(mask *unix.CPUSet, seen map[int]bool) (found, ok bool) {
 	ents, err := os.ReadDir("/proc/self/task")
 	if err != nil {
-		return false
+		return false, false
 	}
-	found := false
+	ok = true
 	for _, e := range ents {
 		tid, err := strconv.Atoi(e.Name())
 		if err != nil || seen[tid] {
 			continue
 		}
-		seen[tid] = true
-		// ESRCH: the thread is gone, nothing to restore.
+		seen[tid], found = true, true
 		if err := unix.SchedSetaffinity(tid, mask); err != nil && err != unix.ESRCH {
-			return false
+			ok = false
 		}
-		found = true
 	}
-	return found
+	return found, ok
 }
 
 // currentCPU is the CPU the calling thread runs on (getcpu(2)).
