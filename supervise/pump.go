@@ -47,12 +47,29 @@ func (s *Supervisor) newPump(svc *service, r *os.File, stderr bool, carry []byte
 	return p
 }
 
-// pumpGroup counts the pumps still copying.
-type pumpGroup struct{ wg sync.WaitGroup }
+// pumpGroup counts the pumps (and log file closes) still running.
+type pumpGroup struct {
+	wg sync.WaitGroup
+	n  atomic.Int32 // started by Go and not yet returned
+}
+
+// Go runs f in a goroutine of the group.
+func (g *pumpGroup) Go(f func()) {
+	g.n.Add(1)
+	g.wg.Go(func() {
+		defer g.n.Add(-1)
+		f()
+	})
+}
 
 // waitFor waits until every pump is done, at most d; it reports whether
-// they all were.
+// they all were. Called from the loop, which alone starts pumps.
 func (g *pumpGroup) waitFor(d time.Duration) bool {
+	if g.n.Load() == 0 {
+		// The usual end (wrapper mode has no pump): no goroutine and no
+		// timer on the way out.
+		return true
+	}
 	drained := make(chan struct{})
 	go func() {
 		g.wg.Wait()
@@ -75,7 +92,7 @@ func (s *Supervisor) runPump(p *pump) {
 	opt := proc.PumpOptions{Prefix: p.prefix, Tee: p.tee, Teed: p.teed}
 	carry := p.carry
 	p.carry, p.teed = nil, 0
-	s.pumps.wg.Go(func() {
+	s.pumps.Go(func() {
 		left, teed, err := p.out.PumpTee(opt, p.r, carry)
 		if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, proc.ErrInterrupted) || left != nil {
 			p.stopped <- pumpResult{left: left, teed: teed}

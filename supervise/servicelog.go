@@ -118,7 +118,7 @@ func (s *Supervisor) openFile(svc *service) {
 	// to the new one, none to neither.
 	if old := l.rot.Swap(r); old != nil {
 		l.dropped += old.Stats().Dropped
-		s.pumps.wg.Go(func() { closeRotator(old) })
+		s.pumps.Go(func() { closeRotator(old) })
 	}
 }
 
@@ -132,7 +132,7 @@ func (s *Supervisor) closeFile(svc *service) {
 	}
 	l.dropped += r.Stats().Dropped
 	l.file = nil
-	s.pumps.wg.Go(func() { closeRotator(r) })
+	s.pumps.Go(func() { closeRotator(r) })
 }
 
 func closeRotator(r *svclog.Rotator) {

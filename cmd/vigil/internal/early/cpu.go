@@ -58,6 +58,9 @@ func onOneCPU() (restore func()) {
 // them to seen. found: there was such a thread; ok: /proc/self/task could be
 // read and no thread refused (one that is gone meanwhile does not count).
 func setAffinity(mask *unix.CPUSet, seen map[int]bool) (found, ok bool) {
+	// os.ReadDir, not proc's getdents walk: importing proc would make
+	// log/slog, cron and more initialise before this package, and every
+	// package before it lengthens the window in which a TERM kills vigil.
 	ents, err := os.ReadDir("/proc/self/task")
 	if err != nil {
 		return false, false
